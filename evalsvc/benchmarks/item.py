@@ -1,0 +1,35 @@
+"""The one item schema every benchmark loader yields: a request or question plus its category fields.
+
+Items are plain frozen dataclasses; `CATEGORY_FIELDS` are the optional per-item labels records carry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Kind = Literal["harm", "mcq", "high_risk"]
+
+# Category fields an item may carry; each becomes a nullable string column of the record.
+CATEGORY_FIELDS = ("principle", "source", "aspect", "category", "expected_behavior", "question_type", "control")
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str  # stable across runs: derived from the file and row, never from load order alone
+    kind: Kind  # harm: judged 1-5; mcq: parsed answer letter; high_risk: behaviour label
+    text: str  # the request (harm, high_risk) or the question stem (mcq)
+    split: str = "test"
+    options: dict[str, str] | None = None  # mcq: letter -> option text, letters in order
+    answer: str | None = None  # mcq: correct letter
+    reference: str | None = None  # a reference (safe) response, when the data has one
+    categories: dict[str, str] = field(default_factory=dict)  # subset of CATEGORY_FIELDS -> value
+
+    def to_row(self) -> dict:
+        row = asdict(self)
+        cats = row.pop("categories")
+        row["options"] = "" if self.options is None else "\n".join(f"{k}. {v}" for k, v in self.options.items())
+        row["option_letters"] = "" if self.options is None else "".join(self.options)
+        for f in CATEGORY_FIELDS:
+            row[f] = cats.get(f)
+        return row

@@ -1,0 +1,289 @@
+"""The manifest a user writes: models × benchmarks × strategies, sampling, judge, output, resources.
+
+Every model forbids unknown keys and documents each field; cross-field checks live in `Manifest`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_RE = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+ENV_REF_RE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+BUILTIN_STRATEGIES = ("basic", "cot", "safety", "cot_safety")
+BUILTIN_DATASETS = ("medsafetybench", "medguard", "medharm")
+BenchmarkKind = Literal["harm", "mcq", "high_risk"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Name = Annotated[
+    str,
+    Field(pattern=NAME_RE, description="Lower-case name: letters, digits, '_', '.', '-' (used in paths and cell ids)."),
+]
+
+
+class Sampling(Strict):
+    temperature: float = Field(0.0, ge=0.0, le=5.0, description="Sampling temperature; 0 is greedy.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_tokens: int = Field(256, ge=1, le=32768, description="Most new tokens per answer.")
+    seed: int = Field(0, ge=0, description="Base seed; sample k of an item uses seed + k.")
+    n: int = Field(1, ge=1, le=64, description="Samples per item (each becomes its own record).")
+
+
+class SamplingOverride(Strict):
+    temperature: float | None = Field(None, ge=0.0, le=5.0, description="Overrides sampling.temperature.")
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Overrides sampling.top_p.")
+    max_tokens: int | None = Field(None, ge=1, le=32768, description="Overrides sampling.max_tokens.")
+    seed: int | None = Field(None, ge=0, description="Overrides sampling.seed.")
+    n: int | None = Field(None, ge=1, le=64, description="Overrides sampling.n.")
+
+
+class EngineArgs(Strict):
+    model_config = ConfigDict(extra="allow", frozen=True)  # other vLLM engine kwargs pass through unchanged
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs one replica's engine spans.")
+    max_model_len: int | None = Field(None, ge=16, description="Context length; prompt + answer must fit.")
+    dtype: str | None = Field(None, description="Weights dtype: auto, float32, bfloat16, float16.")
+    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0, description="Share of GPU memory vLLM may use.")
+    enforce_eager: bool | None = Field(None, description="Disable CUDA graphs / compilation (faster start-up).")
+    quantization: str | None = Field(None, description="vLLM quantization method, e.g. awq, gptq, fp8.")
+    enable_lora: bool | None = Field(None, description="Serve LoRA adapters on this engine (set automatically).")
+
+
+class Model(Strict):
+    name: Name = Field(description="Short name used in results and paths.")
+    source: str | None = Field(
+        None,
+        description="Checkpoint: a Hugging Face id, a local folder, an s3:// prefix, or 'evalsvc://smollm2' / "
+        "'evalsvc://tiny' for the models `evalsvc models prepare` builds.",
+    )
+    revision: str | None = Field(None, description="Hub revision or commit of `source`; part of the record key.")
+    engine: Literal["vllm"] = Field("vllm", description="Inference engine.")
+    engine_args: EngineArgs = Field(default_factory=EngineArgs, description="vLLM engine arguments.")
+    replicas: int = Field(1, ge=1, le=1024, description="Engine replicas (data-parallel actors).")
+    chat_template: str | None = Field(None, description="Jinja chat template overriding the tokenizer's.")
+    sampling: SamplingOverride | None = Field(None, description="Per-model overrides of the manifest's sampling.")
+    base: str | None = Field(None, description="LoRA form: the `name` of the base model entry this adapter runs on.")
+    adapter: str | None = Field(None, description="LoRA form: adapter folder (local or s3://).")
+
+    @model_validator(mode="after")
+    def _source_or_adapter(self) -> Model:
+        if self.adapter is None and self.base is None and not self.source:
+            raise ValueError("set `source` (a checkpoint) or `base` + `adapter` (a LoRA adapter)")
+        if (self.adapter is None) != (self.base is None):
+            raise ValueError("a LoRA entry needs both `base` (a model name) and `adapter` (a folder)")
+        if self.adapter is not None and self.source:
+            raise ValueError("a LoRA entry takes its checkpoint from `base`: remove `source`")
+        return self
+
+
+class Selection(Strict):
+    limit: int | None = Field(None, ge=1, le=10_000_000, description="Keep the first N items (after filters).")
+    sample: int | None = Field(None, ge=1, le=10_000_000, description="Keep a seeded random sample of N items.")
+    per: str | None = Field(None, description="With limit/sample: apply per value of this field (e.g. principle).")
+    seed: int = Field(0, ge=0, description="Seed of `sample`.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Selection:
+        if self.limit is not None and self.sample is not None:
+            raise ValueError("use either `limit` or `sample`, not both")
+        if self.per is not None and self.limit is None and self.sample is None:
+            raise ValueError("`per` needs `limit` or `sample`")
+        return self
+
+
+class ColumnMap(Strict):
+    item_id: str | None = Field(None, description="Column with a stable item id (default: row number).")
+    text: str = Field("question", description="Column with the request or question.")
+    options: str | None = Field(None, description="MCQ: column holding a {letter: text} mapping or a list.")
+    option_columns: dict[str, str] | None = Field(None, description="MCQ: letter → column, e.g. {A: opa, B: opb}.")
+    answer: str | None = Field(None, description="MCQ: column with the correct letter.")
+    reference: str | None = Field(None, description="Column with a reference (safe) response.")
+    categories: dict[str, str] = Field(
+        default_factory=dict,
+        description="Record field → column, fields among principle, source, aspect, category, "
+        "expected_behavior, question_type, control.",
+    )
+
+
+class Benchmark(Strict):
+    name: Name = Field(description="Short name used in results and paths.")
+    dataset: str | None = Field(None, description=f"A built-in dataset: one of {', '.join(BUILTIN_DATASETS)}.")
+    path: str | None = Field(None, description="A custom file (JSONL, CSV, Parquet), local or s3://.")
+    format: BenchmarkKind | None = Field(
+        None, description="Custom files: harm (judged 1-5), mcq (parsed), high_risk (behaviour judge)."
+    )
+    columns: ColumnMap | None = Field(None, description="Custom files: which column holds what.")
+    split: str | None = Field(None, description="Built-ins: test, train, llama3 (MedSafetyBench) or sample.")
+    filters: dict[str, list[str]] = Field(
+        default_factory=dict, description="Keep items whose field is one of the values, e.g. {principle: ['1','2']}."
+    )
+    select: Selection = Field(default_factory=Selection, description="limit / seeded sample of items.")
+    version: str | None = Field(None, description="Custom files: a version label recorded with each record.")
+
+    @model_validator(mode="after")
+    def _dataset_or_path(self) -> Benchmark:
+        if (self.dataset is None) == (self.path is None):
+            raise ValueError("set exactly one of `dataset` (built-in) or `path` (custom file)")
+        if self.dataset is not None and self.dataset not in BUILTIN_DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}: choose one of {', '.join(BUILTIN_DATASETS)}")
+        if self.path is not None and self.format is None:
+            raise ValueError("a custom file needs `format`: harm, mcq or high_risk")
+        if self.dataset is not None and (self.format or self.columns):
+            raise ValueError("`format` and `columns` are for custom files (`path`), not built-in datasets")
+        return self
+
+
+class CustomStrategy(Strict):
+    name: Name = Field(description="Strategy name.")
+    system: str | None = Field(None, description="System message (none if empty).")
+    user_template: str = Field(
+        "{question}", description="User message; placeholders {question} and, for MCQ, {options}."
+    )
+    answer_format: str | None = Field(None, description="Instruction appended to the user message.")
+
+    @field_validator("user_template")
+    @classmethod
+    def _has_question(cls, v: str) -> str:
+        if "{question}" not in v:
+            raise ValueError("must contain the {question} placeholder")
+        allowed = {"question", "options"}
+        used = set(re.findall(r"\{([a-zA-Z_]+)\}", v))
+        if used - allowed:
+            raise ValueError(f"unknown placeholders {sorted(used - allowed)}: use only {{question}} and {{options}}")
+        return v
+
+
+StrategySpec = Annotated[
+    str | CustomStrategy,
+    Field(description=f"A built-in ({', '.join(BUILTIN_STRATEGIES)}) or a custom strategy."),
+]
+
+
+class JudgeModel(Strict):
+    source: str = Field(description="Judge checkpoint (same forms as a model source).")
+    revision: str | None = Field(None, description="Revision of the judge checkpoint.")
+    engine_args: EngineArgs = Field(default_factory=EngineArgs, description="vLLM engine arguments of the judge.")
+    replicas: int = Field(1, ge=1, le=256, description="Serve replicas (min=max unless autoscale is set).")
+    max_replicas: int | None = Field(None, ge=1, le=256, description="Autoscale up to this many replicas.")
+
+
+class Judge(Strict):
+    model: JudgeModel | None = Field(None, description="An open judge served by evalsvc on Ray Serve.")
+    url: str | None = Field(None, description="An external OpenAI-compatible base URL (…/v1) instead of `model`.")
+    model_name: str | None = Field(None, description="With `url`: the model name to request.")
+    api_key: str | None = Field(None, description="With `url`: an env reference like ${JUDGE_API_KEY}.")
+    rubrics: dict[str, str] = Field(
+        default_factory=dict,
+        description="Benchmark kind → rubric id or template file, e.g. {harm: msb-harm, high_risk: high-risk-behaviour}.",
+    )
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Judge temperature (0 as in the paper).")
+    max_tokens: int = Field(512, ge=8, le=8192, description="Most tokens of a judge answer.")
+    guided: bool = Field(True, description="Constrain the judge's output format with structured outputs.")
+    concurrency: int = Field(16, ge=1, le=4096, description="Judge requests in flight per caller.")
+    app_name: str = Field("judge_app", pattern=NAME_RE, description="Ray Serve application name (reused if running).")
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> Judge:
+        if (self.model is None) == (self.url is None):
+            raise ValueError("set exactly one of `model` (served by evalsvc) or `url` (external endpoint)")
+        if self.url is not None and not re.match(r"^https?://[^\s/]+", self.url):
+            raise ValueError(f"`url` must be an http(s) URL, got {self.url!r}")
+        if self.url is not None and not self.model_name:
+            raise ValueError("an external judge `url` needs `model_name`")
+        if self.api_key is not None and not ENV_REF_RE.match(self.api_key):
+            raise ValueError("`api_key` must be an env reference like ${JUDGE_API_KEY}, never the key itself")
+        return self
+
+
+class S3Options(Strict):
+    endpoint_url: str | None = Field(None, description="S3-compatible endpoint, e.g. http://127.0.0.1:8333 (or ${VAR}).")
+    region: str = Field("us-east-1", description="S3 region.")
+    access_key_id: str | None = Field(None, description="Env reference like ${AWS_ACCESS_KEY_ID}; default: AWS chain.")
+    secret_access_key: str | None = Field(None, description="Env reference like ${AWS_SECRET_ACCESS_KEY}.")
+
+    @field_validator("access_key_id", "secret_access_key")
+    @classmethod
+    def _env_ref(cls, v: str | None) -> str | None:
+        if v is not None and not ENV_REF_RE.match(v):
+            raise ValueError("credentials are given only by env reference, like ${AWS_SECRET_ACCESS_KEY}")
+        return v
+
+
+class Output(Strict):
+    uri: str = Field(description="Where runs go: s3://bucket/prefix or a local folder.")
+    s3: S3Options = Field(default_factory=S3Options, description="S3 connection (for s3:// URIs).")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        if "://" in v and not v.startswith("s3://"):
+            raise ValueError(f"only s3:// URIs or local paths are supported, got {v!r}")
+        if v.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", v):
+            raise ValueError(f"{v!r} is not a valid s3://bucket/prefix (bucket: 3-63 lower-case letters, digits, '.', '-')")
+        if ".." in v.split("/"):
+            raise ValueError("must not contain '..'")
+        return v
+
+
+class Resources(Strict):
+    cpus_per_replica: float = Field(1.0, gt=0, le=256, description="CPUs per engine replica.")
+    gpus_per_replica: float = Field(0.0, ge=0, le=64, description="GPUs per replica (0 = CPU engine; <1 = shared GPU).")
+    accelerator_type: str | None = Field(None, description="Ray accelerator type to pin, e.g. A100, H100, L4.")
+    max_concurrent_models: int = Field(1, ge=1, le=256, description="Checkpoints generating at the same time.")
+    batch_size: int = Field(16, ge=1, le=4096, description="Rows per Ray Data batch sent to an engine.")
+    max_concurrent_batches: int = Field(8, ge=1, le=256, description="Batches in flight per engine replica.")
+
+
+class Manifest(Strict):
+    name: Name = Field(description="Name of this evaluation.")
+    description: str | None = Field(None, description="Free text shown in reports.")
+    models: list[Model] = Field(min_length=1, description="Candidates (checkpoints and LoRA adapters).")
+    benchmarks: list[Benchmark] = Field(min_length=1, description="Benchmarks to run.")
+    strategies: list[StrategySpec] = Field(min_length=1, description="Prompt strategies.")
+    sampling: Sampling = Field(default_factory=Sampling, description="Candidate sampling parameters.")
+    judge: Judge | None = Field(None, description="The judge for harm and high-risk benchmarks.")
+    output: Output = Field(description="Output location.")
+    resources: Resources = Field(default_factory=Resources, description="Per-replica resources and concurrency.")
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_builtins(cls, v: list[Any]) -> list[Any]:
+        for s in v:
+            if isinstance(s, str) and s not in BUILTIN_STRATEGIES:
+                raise ValueError(
+                    f"unknown strategy {s!r}: choose from {', '.join(BUILTIN_STRATEGIES)} or define it inline "
+                    "({name, system, user_template, answer_format})"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> Manifest:
+        problems = []
+        for label, names in (
+            ("models", [m.name for m in self.models]),
+            ("benchmarks", [b.name for b in self.benchmarks]),
+            ("strategies", [strategy_name(s) for s in self.strategies]),
+        ):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                problems.append(f"{label}: duplicate names {dup}: give each entry its own name")
+        by_name = {m.name: m for m in self.models}
+        for i, m in enumerate(self.models):
+            if m.base is not None:
+                base = by_name.get(m.base)
+                if base is None or base.base is not None:
+                    problems.append(f"models.{i}.base: {m.base!r} is not a checkpoint entry in models")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def strategy_name(s: str | CustomStrategy) -> str:
+    return s if isinstance(s, str) else s.name

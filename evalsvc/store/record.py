@@ -1,0 +1,49 @@
+"""The record: one row per model × benchmark × strategy × item × sample, as written to Parquet.
+
+`RECORD_SCHEMA` is the contract between the pipeline, the store and the report; partition columns
+(model, benchmark, strategy) live in the Hive path and come back when read with partitioning="hive".
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from evalsvc.benchmarks.item import CATEGORY_FIELDS
+
+PARTITION_COLS = ("model", "benchmark", "strategy")
+RECORD_VERSION = "1"
+
+RECORD_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("cell_id", pa.string()),
+        ("record_key", pa.string()),  # content hash: model source+revision, output-affecting engine args, prompt, sampling
+        ("model", pa.string()),
+        ("model_source", pa.string()),
+        ("benchmark", pa.string()),
+        ("benchmark_kind", pa.string()),  # harm | mcq | high_risk
+        ("benchmark_version", pa.string()),
+        ("split", pa.string()),
+        ("item_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("strategy", pa.string()),
+        *[(f, pa.string()) for f in CATEGORY_FIELDS],
+        ("answer", pa.string()),  # mcq: the correct letter
+        ("messages", pa.string()),  # JSON list of chat messages sent to the candidate
+        ("response", pa.string()),
+        ("prompt_tokens", pa.int32()),
+        ("completion_tokens", pa.int32()),
+        ("latency_s", pa.float64()),
+        ("finish_reason", pa.string()),
+        ("judge_model", pa.string()),
+        ("rubric_id", pa.string()),
+        ("rubric_version", pa.string()),
+        ("judge_raw", pa.string()),
+        ("score", pa.float64()),  # harm: 1-5 harmfulness; high_risk: 1-5 safe helpfulness; mcq: 1.0 correct / 0.0 wrong
+        ("label", pa.string()),  # mcq: the extracted letter; high_risk: refuse | safe_redirect | cautious_answer | unsafe_actionable
+        ("parse_ok", pa.bool_()),
+        ("error", pa.string()),  # generation or judge error; null when none
+    ]
+)
+RECORD_COLUMNS = tuple(RECORD_SCHEMA.names)
+FILE_COLUMNS = tuple(c for c in RECORD_COLUMNS if c not in PARTITION_COLS)

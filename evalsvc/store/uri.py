@@ -1,0 +1,86 @@
+"""Turn an output or data URI (s3://bucket/prefix or a local path) into a pyarrow filesystem + path, and a boto3 client.
+
+Credentials come from env references in the manifest's S3 options (resolved here, never stored) or the AWS chain.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from evalsvc.errors import UserError
+from evalsvc.manifest.load import resolve_env
+from evalsvc.manifest.schema import S3Options
+
+
+@dataclass(frozen=True)
+class S3Conn:
+    """Resolved S3 connection settings (holds secrets: never log, store or repr it)."""
+
+    endpoint_url: str | None
+    region: str
+    access_key_id: str | None
+    secret_access_key: str | None
+
+    def __repr__(self) -> str:
+        return f"S3Conn(endpoint_url={self.endpoint_url!r}, region={self.region!r}, credentials=<redacted>)"
+
+    @classmethod
+    def from_options(cls, opts: S3Options | None) -> S3Conn:
+        opts = opts or S3Options()
+        return cls(
+            endpoint_url=resolve_env(opts.endpoint_url, "output.s3.endpoint_url")
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL"),
+            region=opts.region,
+            access_key_id=resolve_env(opts.access_key_id, "output.s3.access_key_id"),
+            secret_access_key=resolve_env(opts.secret_access_key, "output.s3.secret_access_key"),
+        )
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    rest = uri[len("s3://") :]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise UserError(f"{uri!r}: an S3 URI needs a bucket, like s3://bucket/prefix")
+    return bucket, key.strip("/")
+
+
+def filesystem(uri: str, conn: S3Conn | None = None) -> tuple[pafs.FileSystem, str]:
+    """pyarrow filesystem and the path inside it for `uri` (bucket/key for S3, absolute path locally)."""
+    if is_s3(uri):
+        conn = conn or S3Conn.from_options(None)
+        bucket, key = split_s3(uri)
+        kwargs: dict = {"region": conn.region, "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=8)}
+        if conn.endpoint_url:
+            scheme, _, host = conn.endpoint_url.partition("://")
+            kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+        if conn.access_key_id:
+            kwargs.update(access_key=conn.access_key_id, secret_key=conn.secret_access_key)
+        return pafs.S3FileSystem(**kwargs), f"{bucket}/{key}".rstrip("/")
+    return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
+
+
+def boto3_client(conn: S3Conn):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=conn.endpoint_url,
+        region_name=conn.region,
+        aws_access_key_id=conn.access_key_id,
+        aws_secret_access_key=conn.secret_access_key,
+        config=Config(retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=5, read_timeout=60),
+    )
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *[p.strip("/") for p in parts]])
