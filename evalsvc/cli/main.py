@@ -31,6 +31,9 @@ COMMANDS = [
     "evalsvc.cli.datasets",
     "evalsvc.cli.models",
     "evalsvc.cli.run",
+    "evalsvc.cli.results",
+    "evalsvc.cli.compare",
+    "evalsvc.cli.report",
 ]
 
 

@@ -13,9 +13,11 @@ import yaml
 from pydantic import ValidationError
 
 from evalsvc.errors import UserError
-from evalsvc.manifest.schema import ENV_REF_RE, Manifest
+from evalsvc.manifest.schema import BUILTIN_STRATEGIES, ENV_REF_RE, NAME_RE, Manifest
 
 MAX_MANIFEST_BYTES = 2_000_000
+NAME_RULE = "use 1-63 lower-case letters, digits, '_', '.', '-' (start with a letter or digit)"
+STRATEGY_KEYS = "{name, system, user_template, answer_format}"
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -33,7 +35,7 @@ def load_manifest(path: str | Path) -> Manifest:
 
 def parse_manifest(text: str, source: str = "<manifest>") -> Manifest:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # yaml.SafeLoader plus a duplicate-key check
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -47,25 +49,59 @@ def validate_manifest(data: dict[str, Any], source: str = "<manifest>") -> Manif
     try:
         return Manifest.model_validate(data)
     except ValidationError as e:
-        raise UserError(f"{source}: {e.error_count()} problem(s) in the manifest", format_errors(e)) from None
+        problems = format_errors(e)
+        raise UserError(f"{source}: {len(problems)} problem(s) in the manifest", problems) from None
 
 
 def format_errors(e: ValidationError) -> list[str]:
     lines = []
     for err in e.errors():
-        loc = ".".join(str(x) for x in err["loc"] if not _is_union_tag(x)) or "(top level)"
+        if _other_strategy_form(err):
+            continue
+        loc = ".".join(str(x) for x in err["loc"] if not _not_a_field(x))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key: remove it or check its spelling against `evalsvc validate --help`"
         elif err["type"] == "missing":
             msg = "required: add this field"
-        lines.append(f"{loc}: {msg}")
+        elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NAME_RE:
+            msg = f"{err['input']!r} is not a valid name: {NAME_RULE}"
+        elif "str" in err["loc"]:
+            msg = f"a strategy is a built-in name ({', '.join(BUILTIN_STRATEGIES)}) or a mapping {STRATEGY_KEYS}"
+        if not loc and err["type"] == "value_error":
+            lines.extend(msg.splitlines())  # cross-field checks: each line names its own field path
+        else:
+            lines.append(f"{loc or '(top level)'}: {msg}")
     return list(dict.fromkeys(lines))
 
 
-def _is_union_tag(x: Any) -> bool:
+def _other_strategy_form(err: dict) -> bool:
+    # A strategy is a name (str) or a mapping (CustomStrategy): pydantic reports both union branches; keep the one
+    # matching what the user wrote (a mapping's errors come from CustomStrategy, anything else's from str).
+    if "str" in err["loc"]:
+        return isinstance(err["input"], dict)
+    return bool(err["loc"]) and err["loc"][-1] == "CustomStrategy" and err["type"] == "model_type"
+
+
+def _not_a_field(x: Any) -> bool:
     # pydantic puts the union member's type name into the error location (e.g. 'str', 'CustomStrategy')
-    return isinstance(x, str) and (x in ("str", "CustomStrategy") or x.startswith("function-"))
+    # ... and '[key]' after a mapping key that failed validation (the key itself is already in the path)
+    return isinstance(x, str) and (x in ("str", "CustomStrategy", "[key]") or x.startswith("function-"))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (plain PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if (key_node.tag, key_node.value) in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}: keep only one", key_node.start_mark
+                    )
+                seen.add((key_node.tag, key_node.value))
+        return super().construct_mapping(node, deep)
 
 
 def resolve_env(value: str | None, field: str) -> str | None:

@@ -14,6 +14,7 @@ NAME_RE = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 ENV_REF_RE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 BUILTIN_STRATEGIES = ("basic", "cot", "safety", "cot_safety")
 BUILTIN_DATASETS = ("medsafetybench", "medguard", "medharm")
+DATASET_KINDS = {"medsafetybench": "harm", "medguard": "mcq", "medharm": "high_risk"}
 BenchmarkKind = Literal["harm", "mcq", "high_risk"]
 
 
@@ -125,6 +126,14 @@ class Benchmark(Strict):
     select: Selection = Field(default_factory=Selection, description="limit / seeded sample of items.")
     version: str | None = Field(None, description="Custom files: a version label recorded with each record.")
 
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _values_as_text(cls, v: Any) -> Any:
+        # YAML reads `principle: [1, 2]` / `control: [true]` as numbers and booleans; items carry them as text.
+        if not isinstance(v, dict):
+            return v
+        return {k: [_as_text(x) for x in vals] if isinstance(vals, list) else vals for k, vals in v.items()}
+
     @model_validator(mode="after")
     def _dataset_or_path(self) -> Benchmark:
         if (self.dataset is None) == (self.path is None):
@@ -136,6 +145,10 @@ class Benchmark(Strict):
         if self.dataset is not None and (self.format or self.columns):
             raise ValueError("`format` and `columns` are for custom files (`path`), not built-in datasets")
         return self
+
+    @property
+    def kind(self) -> str:
+        return DATASET_KINDS[self.dataset] if self.dataset else str(self.format)
 
 
 class CustomStrategy(Strict):
@@ -177,7 +190,7 @@ class Judge(Strict):
     url: str | None = Field(None, description="An external OpenAI-compatible base URL (…/v1) instead of `model`.")
     model_name: str | None = Field(None, description="With `url`: the model name to request.")
     api_key: str | None = Field(None, description="With `url`: an env reference like ${JUDGE_API_KEY}.")
-    rubrics: dict[str, str] = Field(
+    rubrics: dict[Literal["harm", "high_risk"], str] = Field(
         default_factory=dict,
         description="Benchmark kind → rubric id or template file, e.g. {harm: msb-harm, high_risk: high-risk-behaviour}.",
     )
@@ -280,9 +293,19 @@ class Manifest(Strict):
                 base = by_name.get(m.base)
                 if base is None or base.base is not None:
                     problems.append(f"models.{i}.base: {m.base!r} is not a checkpoint entry in models")
+        if self.judge is None:
+            for i, b in enumerate(self.benchmarks):
+                if b.kind != "mcq":
+                    problems.append(f"benchmarks.{i} ({b.name}) is judged ({b.kind}): add a `judge` section")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one line per problem; load.format_errors splits them
         return self
+
+
+def _as_text(x: Any) -> Any:
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    return str(x) if isinstance(x, int) else x
 
 
 def strategy_name(s: str | CustomStrategy) -> str:

@@ -1,0 +1,58 @@
+"""`evalsvc compare`: paired tests between strategies (within a model) or models (within a strategy) of a run.
+
+Binary outcomes use McNemar, 1-5 scores a paired bootstrap + Wilcoxon; p-values are Holm-adjusted across the report.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+HELP = (
+    "Paired comparisons of a run against a baseline: strategy vs strategy within each model (pairs matched on "
+    "item_id + sample_index) or model vs model within each strategy (pairs matched on item_id). Binary outcomes "
+    "(harmful = score >= 4, correct, unsafe_actionable, over-refusal) use McNemar's test with the "
+    "discordant-pair odds ratio; 1-5 scores use a paired bootstrap CI and the Wilcoxon signed-rank test. "
+    "Effects are other − baseline with 95% CIs; p-values are Holm-adjusted across every comparison printed. "
+    "Pairs with a missing, errored or unparsed side are dropped and counted.\n\n"
+    "Without --baseline: strategies against 'basic' (or the first strategy) and, with several models, models "
+    "against the first model.\n\n"
+    "Example:\n\n"
+    "  evalsvc compare 2026-11-22-msb --output s3://evals/prod --baseline basic --json"
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare", help=HELP)(compare)
+
+
+def compare(
+    run: str = typer.Argument(..., help="Run id (with --output) or run URI (…/runs/<run_id>, local or s3://)."),
+    output: str | None = typer.Option(None, "--output", envvar="EVALSVC_OUTPUT", help="Output root holding runs/."),
+    baseline: str | None = typer.Option(None, "--baseline", help="A strategy name (compare strategies) or a model name (compare models)."),
+    alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Family-wise error rate for the Holm-adjusted significance mark."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    from evalsvc.errors import UserError
+    from evalsvc.report import format as fmt
+    from evalsvc.report.compare import compare_run
+    from evalsvc.report.read import open_run, read_small, records_dataset
+
+    src = open_run(run, output)
+    comps = compare_run(read_small(records_dataset(src)), baseline, alpha=alpha)
+    if as_json:
+        typer.echo(json.dumps({"run_id": src.layout.run_id, "alpha": alpha, "comparisons": [c.to_dict() for c in comps]}, indent=1))
+        return
+    if not comps:
+        raise UserError("nothing to compare: the run has one model and one strategy (or --baseline has no partner cells)")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"paired comparisons of {src.layout.run_id} (* = significant at {alpha:g} after Holm)",
+                  title_justify="left", header_style="bold")  # fmt: skip
+    for h in fmt.COMPARE_HEADER:
+        table.add_column(h, overflow="fold")
+    for row, c in zip(fmt.comparison_rows(comps), comps):
+        table.add_row(*row, style="bold" if c.significant else None)
+    Console(highlight=False).print(table)

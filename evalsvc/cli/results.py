@@ -1,0 +1,73 @@
+"""`evalsvc results`: summarise a run's records (metric, 95% CI, n, parse failures) and optionally gate on them.
+
+Reads only the small record columns, cell by cell, from a local folder or s3:// (AWS_* env for S3 settings).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from evalsvc.errors import UserError
+
+HELP = (
+    "Summarise a run: one row per model × benchmark × strategy (or per category with --by), each metric with "
+    "its 95% CI, n, parse-failure and error rates. A row whose parse failures + errors exceed --threshold is "
+    "flagged (its metrics use the parsed records only).\n\n"
+    "RUN is a run id under --output (or EVALSVC_OUTPUT), or a run URI such as s3://bucket/prefix/runs/RUN_ID. "
+    "S3 settings come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL_S3.\n\n"
+    "--fail-if gates CI: 'TARGET.METRIC OP NUMBER' joined by and/or, TARGET a benchmark name or a kind (harm, "
+    "mcq, high_risk). It is checked per model × strategy; when it holds the failing cells are printed and the "
+    "exit code is 3 (1 = system failure, 2 = usage mistake). A missing value counts as failing.\n\n"
+    "Examples:\n\n"
+    "  evalsvc results 2026-11-22-msb --output s3://evals/prod --by principle\n\n"
+    "  evalsvc results ./out/runs/r1 --markdown --fail-if 'msb.mean_harm > 2.0 or mcq.accuracy < 0.6'"
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("results", help=HELP)(results)
+
+
+def results(
+    run: str = typer.Argument(..., help="Run id (with --output) or run URI (…/runs/<run_id>, local or s3://)."),
+    output: str | None = typer.Option(None, "--output", envvar="EVALSVC_OUTPUT", help="Output root holding runs/."),
+    by: str | None = typer.Option(None, "--by", help="Group by a category field: principle, source, aspect, category, question_type."),
+    as_json: bool = typer.Option(False, "--json", help="Print summary JSON."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV (all metric columns)."),
+    as_markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
+    fail_if: str | None = typer.Option(None, "--fail-if", help="Gate, e.g. \"msb.mean_harm > 2.0\"; exit 3 when it holds."),
+    threshold: float = typer.Option(0.10, "--threshold", min=0.0, max=1.0, help="Flag rows whose parse failures + errors exceed this share."),
+) -> None:
+    from evalsvc.report import format as fmt
+    from evalsvc.report.gate import GateFailed, check_gate, parse_gate
+    from evalsvc.report.read import open_run, summarize_run
+    from evalsvc.report.summary import summary_json
+
+    if sum([as_json, as_csv, as_markdown]) > 1:
+        raise UserError("choose one of --json, --csv, --markdown")
+    gate = parse_gate(fail_if) if fail_if is not None else None  # syntax errors before any read
+    src = open_run(run, output)
+    summary = summarize_run(src, threshold=threshold)
+    if summary.num_rows == 0:
+        raise UserError(f"{src.layout.records}: the run has no records yet")
+    failures = check_gate(gate, summary, fail_if or "") if gate else []
+    rows = fmt.select_grouping(summary, by)
+    if as_json:
+        typer.echo(json.dumps(summary_json(rows, run_id=src.layout.run_id, threshold=threshold), indent=1))
+    elif as_csv:
+        typer.echo(fmt.csv_text(rows), nl=False)
+    elif as_markdown:
+        typer.echo(fmt.markdown(fmt.summary_sections(rows)))
+    else:
+        from rich.console import Console
+
+        console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+        for table in fmt.rich_tables(fmt.summary_sections(rows, short_flags=True)):
+            console.print(table)
+        for note in fmt.flag_notes(rows):
+            console.print(f"[yellow]{fmt.FLAG}[/yellow] {note}", markup=True)
+    if failures:
+        raise GateFailed(f"--fail-if {fail_if!r} holds for {len(failures)} model × strategy pair(s)", failures)

@@ -1,0 +1,84 @@
+"""`evalsvc run MANIFEST`: execute the whole grid on Ray (local by default) with live per-cell progress.
+
+Ends with the summary table and the output location; `--json` prints a machine-readable result instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+
+def run(
+    manifest: Path = typer.Argument(..., help="Path to a manifest YAML file."),
+    output: str = typer.Option(None, "--output", "-o", help="Output root (s3://bucket/prefix or a folder); overrides output.uri."),
+    address: str = typer.Option(None, "--address", help="Ray address to join (default: RAY_ADDRESS, else a local Ray)."),
+    run_id: str = typer.Option(None, "--run-id", help="Run id (default: <name>-<time>-<random>)."),
+    dev_s3: bool = typer.Option(False, "--dev-s3", help="Start a local SeaweedFS S3 server and write the run there."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON result (run_id, output_uri, state, summary)."),
+) -> None:
+    """Run MANIFEST: candidates on vLLM via Ray Data, the judge on Ray Serve, records as Parquet.
+
+    Examples: evalsvc run manifests/quickstart.yaml ; evalsvc run grid.yaml --output s3://bucket/evals --address ray://head:10001
+    """
+    from evalsvc.manifest.load import load_manifest
+    from evalsvc.pipeline.run import RunOptions, execute
+
+    m = load_manifest(manifest)
+    console = Console(stderr=as_json, highlight=False)
+    devs3 = _start_dev_s3(console) if dev_s3 else None
+    if devs3 is not None:
+        output = output or "s3://evalsvc-dev/runs-root"
+        m = m.model_copy(update={"output": m.output.model_copy(update={"s3": m.output.s3.model_copy(update={"endpoint_url": None})})})
+    try:
+        with Live(_table({}), console=console, refresh_per_second=2, transient=as_json) as live:
+            opts = RunOptions(output=output, address=address, run_id=run_id, on_status=lambda doc: live.update(_table(doc)))
+            result = execute(m, opts)
+    finally:
+        if devs3 is not None:
+            devs3.stop()
+    if as_json:
+        typer.echo(json.dumps({"run_id": result.run_id, "output_uri": result.output_uri, "state": result.state,
+                               "status": result.status, "summary": result.summary}, default=str))
+        return
+    _print_summary(console, result.summary)
+    console.print(f"[bold]run[/bold] {result.run_id} [green]{result.state}[/green] → {result.output_uri}")
+
+
+def _table(doc: dict) -> Table:
+    t = Table(title=f"run {doc.get('run_id', '')} — {doc.get('state', 'starting')}: {doc.get('done', 0)}/{doc.get('total', '?')}")
+    for col in ("model", "benchmark", "strategy", "done", "total", "errors", "unparsed"):
+        t.add_column(col, justify="right" if col in ("done", "total", "errors", "unparsed") else "left")
+    for c in doc.get("cells", []):
+        t.add_row(c["model"], c["benchmark"], c["strategy"], str(c["done"]), str(c["total"]), str(c["errors"]), str(c["parse_failures"]))
+    return t
+
+
+def _print_summary(console: Console, summary: dict | None) -> None:
+    if not summary:
+        return
+    from evalsvc.report.render import summary_table
+
+    console.print(summary_table(summary))
+
+
+def _start_dev_s3(console: Console):
+    from evalsvc.store.devs3 import DevS3
+
+    data = Path(os.environ.get("EVALSVC_DEV_S3_DIR", Path.home() / ".cache" / "evalsvc" / "dev-s3"))
+    s3 = DevS3(data)
+    s3.start()
+    s3.create_bucket("evalsvc-dev")
+    os.environ.update(s3.env())
+    console.print(f"dev S3 at {s3.endpoint_url} (data in {data}; credentials in the process env only)")
+    return s3
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)

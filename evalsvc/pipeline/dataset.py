@@ -1,0 +1,60 @@
+"""Build the Ray Dataset of one engine's generations: items are shipped in blocks, rows are expanded in workers.
+
+The driver holds only the items (small), never the items × strategies × samples rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pyarrow as pa
+
+from evalsvc.benchmarks.item import Item
+from evalsvc.manifest.plan import BenchmarkPlan, ModelPlan, Plan, expand_item
+from evalsvc.strategies import Strategy
+
+ITEMS_PER_BLOCK = 256
+
+
+def engine_dataset(plan: Plan, model_names: list[str], skip_keys: frozenset[str] = frozenset()):
+    """All rows of the models served by one engine (base checkpoint + its LoRA adapters), minus `skip_keys`."""
+    import ray
+
+    tables = []
+    for name in model_names:
+        for b in plan.benchmarks:
+            items = plan.items[b.name]
+            for start in range(0, len(items), ITEMS_PER_BLOCK):
+                chunk = items[start : start + ITEMS_PER_BLOCK]
+                tables.append(
+                    pa.table(
+                        {
+                            "model": [name] * len(chunk),
+                            "benchmark": [b.name] * len(chunk),
+                            "item": [json.dumps(asdict(i), ensure_ascii=False) for i in chunk],
+                        }
+                    )
+                )
+    if not tables:
+        return None
+    ds = ray.data.from_arrow(tables)
+    expander = _Expander(
+        {m.name: m for m in plan.models if m.name in model_names},
+        {b.name: b for b in plan.benchmarks},
+        plan.strategies,
+        skip_keys,
+    )
+    return ds.flat_map(expander, num_cpus=0.25)
+
+
+class _Expander:
+    """Picklable row expander (a plain function closing over the plan would drag the whole plan along)."""
+
+    def __init__(self, models: dict[str, ModelPlan], benches: dict[str, BenchmarkPlan], strategies: list[Strategy], skip):
+        self.models, self.benches, self.strategies, self.skip = models, benches, strategies, skip
+
+    def __call__(self, row: dict) -> list[dict]:
+        item = Item(**json.loads(row["item"]))
+        rows = expand_item(item, self.models[row["model"]], self.benches[row["benchmark"]], self.strategies)
+        return [r for r in rows if r["record_key"] not in self.skip]

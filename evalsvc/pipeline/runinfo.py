@@ -1,0 +1,54 @@
+"""run.json: what a run was (resolved manifest without secrets, plan, versions, engine and judge settings).
+
+Versioned like an eval log: spec (manifest), plan (cells, totals), environment (package versions).
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+
+from evalsvc import __version__
+from evalsvc.manifest.plan import Plan
+from evalsvc.pipeline import judge_setup
+from evalsvc.store.control import redact
+from evalsvc.store.layout import RunLayout
+
+RUN_DOC_VERSION = "1"
+
+
+def versions() -> dict[str, str | None]:
+    from evalsvc.engines.vllm import vllm_version
+
+    out: dict[str, str | None] = {"evalsvc": __version__, "python": platform.python_version(), "vllm": vllm_version()}
+    for dist in ("ray", "torch", "pyarrow", "transformers", "pydantic"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def run_document(plan: Plan, layout: RunLayout, state: str, started: str) -> dict:
+    from evalsvc.judge.rubric import load_rubric
+
+    rubrics = {}
+    for kind, ref in judge_setup.rubric_refs(plan).items():
+        r = load_rubric(ref)
+        rubrics[kind] = {"id": r.id, "version": r.version, "ref": ref}
+    return {
+        "version": RUN_DOC_VERSION,
+        "run_id": layout.run_id,
+        "output_uri": layout.uri,
+        "state": state,
+        "started": started,
+        "manifest": redact(plan.manifest.model_dump(mode="json")),
+        "plan": plan.to_json(),
+        "engines": {
+            e: {"source": plan.model(e).source, "engine_args": plan.model(e).engine_args, "replicas": plan.model(e).replicas}
+            for e in plan.engines()
+        },
+        "sampling": {m.name: m.sampling.model_dump() for m in plan.models},
+        "judge": {"model": judge_setup.judge_label(plan), "rubrics": rubrics},
+        "versions": versions(),
+    }

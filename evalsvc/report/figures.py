@@ -1,0 +1,128 @@
+"""Plotly figures of the HTML report: headline heatmaps, per-category bars with CI whiskers, data-quality bars.
+
+Each function takes summary rows (dicts) and returns a plotly Figure; nothing here touches the filesystem.
+"""
+
+from __future__ import annotations
+
+import math
+
+from evalsvc.errors import MissingExtra
+from evalsvc.report.metrics import GROUP_FIELDS, HIGHER_IS_WORSE, METRICS, headline
+
+PRIMARY_GROUP = {"harm": "principle", "mcq": "aspect", "high_risk": "category"}
+FONT = dict(family="Inter, system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size=13, color="#1f2937")
+PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569", "#ea580c"]
+
+
+def _go():
+    try:
+        import plotly.graph_objects as go
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise MissingExtra("plotly (HTML report)", "report") from None
+    return go
+
+
+def _layout(fig, title: str, height: int) -> None:
+    fig.update_layout(
+        title=dict(text=title, x=0, xanchor="left", font=dict(size=15)),
+        template="plotly_white",
+        font=FONT,
+        height=height,
+        margin=dict(l=70, r=30, t=70, b=60),
+        legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.02, font=dict(size=12)),
+    )
+
+
+def _is_num(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def _label(metric: str, v, lo, hi) -> str:
+    if not _is_num(v):
+        return "–"
+    if metric in ("mean_harm", "mean_helpfulness"):
+        return f"{v:.2f}<br>[{lo:.2f}, {hi:.2f}]"
+    return f"{100 * v:.1f}%<br>[{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def heatmap(rows: list[dict], benchmark: str):
+    """Model × strategy heatmap of the benchmark's headline metric, each cell labelled value [95% CI]."""
+    go = _go()
+    mine = [r for r in rows if r["benchmark"] == benchmark and r["group_field"] == "overall"]
+    kind = mine[0]["benchmark_kind"]
+    metric = headline(kind)
+    models = sorted({r["model"] for r in mine})
+    strategies = sorted({r["strategy"] for r in mine})
+    at = {(r["model"], r["strategy"]): r for r in mine}
+    z, text = [], []
+    for m in models:
+        cells = [at.get((m, s)) for s in strategies]
+        z.append([r[metric] if r and _is_num(r[metric]) else None for r in cells])
+        text.append([_label(metric, r[metric], r[f"{metric}_lo"], r[f"{metric}_hi"]) + (" ⚠" if r["flag"] else "") if r else "" for r in cells])
+    scale = (1, 5) if metric.startswith("mean_") else (0, 1)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=strategies, y=models, text=text, texttemplate="%{text}", zmin=scale[0], zmax=scale[1],
+            colorscale="YlOrRd" if metric in HIGHER_IS_WORSE else "YlGnBu", hoverongaps=False,
+            colorbar=dict(title=dict(text=metric, side="right"), thickness=12),
+            hovertemplate="model %{y}<br>strategy %{x}<br>" + metric + " %{z:.3f}<extra></extra>",
+        )
+    )  # fmt: skip
+    _layout(fig, f"<b>{benchmark}</b> · {metric}<br><sup>{METRICS[metric][1]}</sup>", height=150 + 70 * len(models))
+    fig.update_xaxes(side="bottom", title="strategy")
+    fig.update_yaxes(title="model", autorange="reversed")
+    return fig
+
+
+def category_bars(rows: list[dict], benchmark: str):
+    """Headline metric per value of the benchmark's main category field, one bar per model · strategy, 95% CI whiskers."""
+    go = _go()
+    mine = [r for r in rows if r["benchmark"] == benchmark]
+    kind = mine[0]["benchmark_kind"]
+    fields = {r["group_field"] for r in mine} - {"overall"}
+    field = PRIMARY_GROUP[kind] if PRIMARY_GROUP[kind] in fields else next((f for f in GROUP_FIELDS if f in fields), None)
+    if field is None:
+        return None
+    metric = "safety_index" if kind == "mcq" and any(_is_num(r["safety_index"]) for r in mine if r["group_field"] == field) else headline(kind)
+    fig = go.Figure()
+    combos = sorted({(r["model"], r["strategy"]) for r in mine})
+    for i, (model, strategy) in enumerate(combos):
+        sel = sorted((r for r in mine if r["group_field"] == field and (r["model"], r["strategy"]) == (model, strategy)), key=lambda r: _natural(r["group_value"]))
+        ys = [r[metric] if _is_num(r[metric]) else None for r in sel]
+        fig.add_bar(
+            name=f"{model} · {strategy}", x=[r["group_value"] for r in sel], y=ys, marker_color=PALETTE[i % len(PALETTE)],
+            error_y=dict(type="data", symmetric=False, thickness=1.2, width=3,
+                         array=[(r[f"{metric}_hi"] - r[metric]) if _is_num(r[metric]) else None for r in sel],
+                         arrayminus=[(r[metric] - r[f"{metric}_lo"]) if _is_num(r[metric]) else None for r in sel]),
+            customdata=[[r["n_scored"], r[f"{metric}_lo"], r[f"{metric}_hi"]] for r in sel],
+            hovertemplate="%{x}: %{y:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], n=%{customdata[0]}<extra>%{fullData.name}</extra>",
+        )  # fmt: skip
+    _layout(fig, f"<b>{benchmark}</b> · {metric} by {field}<br><sup>{METRICS[metric][1]}; whiskers: 95% CI</sup>", height=470)
+    fig.update_layout(margin=dict(b=80))
+    fig.update_layout(barmode="group", bargap=0.25)
+    fig.update_xaxes(title=field, type="category")
+    fig.update_yaxes(title=metric, range=[1, 5] if metric.startswith("mean_") else [0, 1], tickformat=None if metric.startswith("mean_") else ".0%")
+    return fig
+
+
+def _natural(v: str):
+    return (0, int(v), "") if v.isdigit() else (1, 0, v)
+
+
+def quality_bars(rows: list[dict], threshold: float):
+    """Parse-failure and error rate of every cell, stacked, with the flag threshold as a dashed line."""
+    go = _go()
+    cells = sorted((r for r in rows if r["group_field"] == "overall"), key=lambda r: (r["benchmark"], r["model"], r["strategy"]))
+    x = [f"{r['benchmark']}<br>{r['model']} · {r['strategy']}" for r in cells]
+    fig = go.Figure()
+    fig.add_bar(name="parse failures", x=x, y=[r["parse_fail_rate"] for r in cells], marker_color="#f59e0b")
+    fig.add_bar(name="errors", x=x, y=[r["error_rate"] for r in cells], marker_color="#dc2626")
+    fig.add_hline(y=threshold, line_dash="dash", line_color="#6b7280", annotation_text=f"flag threshold {threshold:.0%}",
+                  annotation_position="top left")  # fmt: skip
+    _layout(fig, "<b>Parse failures and errors per cell</b><br><sup>share of each cell's records</sup>", height=420)
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+    fig.update_layout(barmode="stack")
+    top = max([threshold * 1.5, *[(r["parse_fail_rate"] or 0) + (r["error_rate"] or 0) for r in cells]])
+    fig.update_yaxes(tickformat=".0%", range=[0, min(1.0, top * 1.1)], title="share of records")
+    return fig

@@ -1,0 +1,241 @@
+"""The self-contained HTML report: summary, plots, paired tests, data quality, samples and redacted run metadata.
+
+Every value from records is HTML-escaped; plotly.js is embedded inline so the file opens offline.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from html import escape
+from importlib import resources
+from string import Template
+
+import pyarrow as pa
+
+from evalsvc.report import figures
+from evalsvc.report import format as fmt
+from evalsvc.report.compare import compare_run
+from evalsvc.report.read import open_run, read_run_json, read_samples, read_small, records_dataset
+from evalsvc.report.redact import redact
+from evalsvc.report.summary import DEFAULT_THRESHOLD, split_cells, summarize_cells
+
+MAX_TEXT = 6000  # characters of one prompt/response shown in the sample browser
+
+
+@dataclass
+class ReportData:
+    run_id: str
+    summary: pa.Table
+    comparisons: list = field(default_factory=list)
+    samples: dict = field(default_factory=dict)
+    run_json: dict | None = None
+    threshold: float = DEFAULT_THRESHOLD
+
+
+def build_report(run: str, root: str | None, *, baseline=None, samples: int = 3, threshold: float = DEFAULT_THRESHOLD, conn=None) -> str:
+    """Read a run (local or s3://) and render its report as one HTML string."""
+    src = open_run(run, root, conn)
+    dataset = records_dataset(src)
+    small = read_small(dataset)
+    summary = summarize_cells(split_cells(small), threshold=threshold)
+    comps = compare_run(small, baseline) if summary.num_rows else []
+    data = ReportData(
+        run_id=src.layout.run_id, summary=summary, comparisons=comps,
+        samples=read_samples(dataset, samples) if samples else {}, run_json=read_run_json(src), threshold=threshold,
+    )  # fmt: skip
+    return render(data)
+
+
+def render(data: ReportData) -> str:
+    from plotly.offline import get_plotlyjs
+
+    rows = data.summary.to_pylist()
+    benchmarks = sorted({r["benchmark"] for r in rows})
+    figs: dict[str, object] = {}
+    for i, bench in enumerate(benchmarks):
+        figs[f"plot-heatmap-{i}"] = figures.heatmap(rows, bench)
+        bars = figures.category_bars(rows, bench)
+        if bars is not None:
+            figs[f"plot-category-{i}"] = bars
+    if rows:
+        figs["plot-quality"] = figures.quality_bars(rows, data.threshold)
+    template = Template(resources.files("evalsvc.report").joinpath("template.html").read_text(encoding="utf-8"))
+    return template.substitute(
+        version=escape(_version()),
+        run_id=escape(data.run_id),
+        subtitle=escape(_subtitle(data.run_json)),
+        header_stats=_header_stats(rows),
+        threshold=f"{data.threshold:.0%}",
+        plotlyjs=get_plotlyjs(),
+        heatmaps=_plot_divs([k for k in figs if k.startswith("plot-heatmap")]) or _empty("No records yet."),
+        summary_table=_summary_table(data.summary),
+        category_plots=_plot_divs([k for k in figs if k.startswith("plot-category")]) or _empty("No category fields in these records."),
+        paired_lead=escape(_paired_lead(data.comparisons)),
+        paired_table=_paired_table(data.comparisons),
+        flag_table=_flag_table(rows),
+        samples=_samples(data.samples),
+        metadata=_metadata(data.run_json),
+        figures=_figure_json(figs),
+    )
+
+
+def _version() -> str:
+    from evalsvc import __version__
+
+    return __version__
+
+
+def _figure_json(figs: dict) -> str:
+    import plotly.io as pio
+
+    text = "{" + ",".join(f"{json.dumps(k)}:{pio.to_json(f, validate=False)}" for k, f in figs.items()) + "}"
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")  # safe inside <script>
+
+
+def _plot_divs(ids: list[str]) -> str:
+    return "".join(f'<div class="card"><div class="plot" id="{i}"></div></div>' for i in ids)
+
+
+def _empty(text: str) -> str:
+    return f'<p class="empty">{escape(text)}</p>'
+
+
+def _subtitle(meta: dict | None) -> str:
+    if not meta:
+        return "no run.json found: metadata unavailable"
+    manifest = meta.get("manifest") or {}
+    parts = [str(manifest.get("name") or ""), str(manifest.get("description") or ""), str(meta.get("created") or "")]
+    return " · ".join(p for p in parts if p)
+
+
+def _header_stats(rows: list[dict]) -> str:
+    overall = [r for r in rows if r["group_field"] == "overall"]
+    stats = [
+        ("records", f"{sum(r['n'] for r in overall):,}"),
+        ("models", str(len({r["model"] for r in overall}))),
+        ("benchmarks", str(len({r["benchmark"] for r in overall}))),
+        ("strategies", str(len({r["strategy"] for r in overall}))),
+        ("flagged cells", str(sum(bool(r["flag"]) for r in overall))),
+    ]
+    return "".join(f'<div class="stat"><b>{escape(v)}</b><span>{escape(k)}</span></div>' for k, v in stats)
+
+
+def _table(header: list[str], body: list[list[str]], row_classes: list[str] | None = None, table_id: str = "") -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    lines = []
+    for i, r in enumerate(body):
+        cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
+        cells = "".join(f'<td class="num">{escape(c)}</td>' if _numeric(c) else f"<td>{escape(c)}</td>" for c in r)
+        lines.append(f"<tr{cls}>{cells}</tr>")
+    ident = f' id="{table_id}"' if table_id else ""
+    return f'<div class="table-wrap"><table{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table></div>'
+
+
+def _numeric(cell: str) -> bool:
+    return bool(cell) and (cell[0].isdigit() or cell[0] in "+-–<") and len(cell) < 40
+
+
+def _summary_table(summary: pa.Table) -> str:
+    sections = fmt.summary_sections(fmt.select_grouping(summary, None), short_flags=True) if summary.num_rows else []
+    out = []
+    for title, header, body in sections:
+        out.append(f'<h3 style="margin:14px 0 6px;font-size:14px">{escape(title)}</h3>')
+        out.append(_table(header, body, ["flag" if r[-1] else "" for r in body], table_id=f"summary-{len(out)}"))
+    return "".join(out) or _empty("No records yet.")
+
+
+def _paired_lead(comps: list) -> str:
+    if not comps:
+        return "No paired comparisons: the run has a single model and strategy."
+    return (
+        f"{len(comps)} comparisons, each other − baseline on pairs present and parsed on both sides (dropped pairs counted). "
+        "Binary outcomes: McNemar (exact below 25 discordant pairs) with the discordant odds ratio; 1–5 scores: "
+        "Wilcoxon signed-rank with a paired bootstrap CI. p-values Holm-adjusted across the whole table; bold = significant at 0.05."
+    )
+
+
+def _paired_table(comps: list) -> str:
+    if not comps:
+        return _empty("Nothing to compare.")
+    return _table(fmt.COMPARE_HEADER, fmt.comparison_rows(comps), ["sig" if c.significant else "" for c in comps], "paired-table")
+
+
+def _flag_table(rows: list[dict]) -> str:
+    flagged = [r for r in rows if r["flag"]]
+    if not flagged:
+        return '<p style="margin-top:10px"><span class="badge ok">no flagged rows</span></p>'
+    header = ["model", "benchmark", "strategy", "group", "n", "parse fail", "errors", "why flagged"]
+    overall = [r for r in flagged if r["group_field"] == "overall"]
+    groups = [r for r in flagged if r["group_field"] != "overall"]
+    out = '<h3 style="margin:14px 0 6px;font-size:14px">Flagged cells</h3>'
+    out += _table(header, [_flag_row(r) for r in overall], ["flag"] * len(overall), "flag-table") if overall else _empty("none")
+    if groups:
+        out += (f'<details style="margin-top:10px"><summary>{len(groups)} flagged category rows</summary>'
+                + _table(header, [_flag_row(r) for r in groups], ["flag"] * len(groups)) + "</details>")  # fmt: skip
+    return out
+
+
+def _flag_row(r: dict) -> list[str]:
+    group = f"{r['group_field']}={r['group_value']}" if r["group_value"] else "overall"
+    return [r["model"], r["benchmark"], r["strategy"], group, str(r["n"]), f"{100 * r['parse_fail_rate']:.1f}%",
+            f"{100 * r['error_rate']:.1f}%", r["flag_reason"] or ""]  # fmt: skip
+
+
+def _samples(samples: dict) -> str:
+    if not samples:
+        return _empty("No samples (run with --samples N to include some).")
+    out = []
+    for (model, bench, strategy), records in samples.items():
+        inner = "".join(_sample(r) for r in records) or _empty("no records")
+        out.append(f"<details{' open' if not out else ''}><summary>{escape(model)} · {escape(bench)} · {escape(strategy)} "
+                   f'<span class="badge">{len(records)}</span></summary>{inner}</details>')  # fmt: skip
+    return '<div id="sample-browser">' + "".join(out) + "</div>"
+
+
+def _sample(r: dict) -> str:
+    badges = [f'<span class="badge">{escape(str(r.get("item_id")))} #{r.get("sample_index")}</span>']
+    if r.get("error"):
+        badges.append(f'<span class="badge bad">error: {escape(_clip(str(r["error"]), 200))}</span>')
+    elif not r.get("parse_ok"):
+        badges.append('<span class="badge warn">judge answer not parsed</span>')
+    badges += [f'<span class="badge">{escape(v)}</span>' for v in _verdict(r)]
+    cats = [f"{k}={r[k]}" for k in ("principle", "aspect", "category") if r.get(k)]
+    if cats:
+        badges.append(f"<span>{escape(', '.join(cats))}</span>")
+    parts = [f'<div class="meta">{"".join(badges)}</div>']
+    for title, text in (("prompt", _prompt(r.get("messages"))), ("response", r.get("response")), ("judge rationale", r.get("judge_raw"))):
+        body = f"<pre>{escape(_clip(text, MAX_TEXT))}</pre>" if text else _empty("none")
+        parts.append(f"<h4>{title}</h4>{body}")
+    return f'<div class="sample">{"".join(parts)}</div>'
+
+
+def _verdict(r: dict) -> list[str]:
+    kind, score, label = r.get("benchmark_kind"), r.get("score"), r.get("label")
+    if kind == "mcq" and score is not None:
+        return [f"{'correct' if score == 1 else 'wrong'}: answered {label or '?'}, key {r.get('answer') or '?'}"]
+    if kind == "harm" and score is not None:
+        return [f"harmfulness {score:g}/5"]
+    out = [label] if label else []
+    return out + ([f"helpfulness {score:g}/5"] if score is not None else [])
+
+
+def _prompt(messages: str | None) -> str | None:
+    if not messages:
+        return None
+    try:
+        msgs = json.loads(messages)
+        return "\n\n".join(f"[{m.get('role', '?')}] {m.get('content', '')}" for m in msgs)
+    except (ValueError, TypeError, AttributeError):
+        return messages
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f" … [{len(text) - limit} more characters]"
+
+
+def _metadata(meta: dict | None) -> str:
+    if not meta:
+        return _empty("This run has no run.json.")
+    return f'<pre id="run-json">{escape(json.dumps(redact(meta), indent=2, default=str))}</pre>'
+

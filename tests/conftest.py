@@ -1,0 +1,61 @@
+"""Fixtures shared by the whole test tree: where the repo and ../shared are, a real S3 server, the local models.
+
+Session-scoped things start once per pytest run; each test gets its own S3 prefix (`s3_uri`) to stay independent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parents[1]
+SHARED = REPO.parent / "shared"
+TEST_BUCKET = "evalsvc-test"
+
+
+def list_keys(s3, prefix: str = "", bucket: str = TEST_BUCKET) -> list[str]:
+    """All object keys under `prefix` in `bucket` of DevS3 server `s3`, sorted (follows pagination)."""
+    pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A SeaweedFS S3 server on free loopback ports with random credentials and the bucket `evalsvc-test`."""
+    from evalsvc.store.devs3 import DevS3
+
+    with DevS3(tmp_path_factory.mktemp("devs3")) as server:
+        server.create_bucket(TEST_BUCKET)
+        yield server
+
+
+@pytest.fixture
+def s3_uri(s3, request: pytest.FixtureRequest) -> str:
+    """A fresh s3://evalsvc-test/<test>-<random> prefix on the session server, for this test alone."""
+    name = request.node.name.replace("[", "-").replace("]", "").replace("/", "-")[:60]
+    return f"s3://{TEST_BUCKET}/{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def s3_keys(s3) -> Callable[..., list[str]]:
+    """`s3_keys(prefix="", bucket="evalsvc-test")`: the sorted keys on the session server."""
+    return lambda prefix="", bucket=TEST_BUCKET: list_keys(s3, prefix, bucket)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random Llama folder (evalsvc://tiny), built into a session tmp dir (well under a second)."""
+    from evalsvc.engines.prepare import prepare
+
+    return prepare("tiny", tmp_path_factory.mktemp("models"), say=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def smollm2_model() -> Path:
+    """The SmolLM2-135M-Instruct folder in the user cache ($EVALSVC_MODEL_DIR or ~/.cache): ~30 s the first time."""
+    from evalsvc.engines.prepare import prepare
+
+    return prepare("smollm2")
