@@ -30,8 +30,12 @@ def register(app: typer.Typer) -> None:
 def compare(
     run: str = typer.Argument(..., help="Run id (with --output) or run URI (…/runs/<run_id>, local or s3://)."),
     output: str | None = typer.Option(None, "--output", envvar="EVALSVC_OUTPUT", help="Output root holding runs/."),
-    baseline: str | None = typer.Option(None, "--baseline", help="A strategy name (compare strategies) or a model name (compare models)."),
-    alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, help="Family-wise error rate for the Holm-adjusted significance mark."),
+    baseline: str | None = typer.Option(
+        None, "--baseline", help="A strategy name (compare strategies) or a model name (compare models)."
+    ),
+    alpha: float = typer.Option(
+        0.05, "--alpha", min=0.0, max=1.0, help="Family-wise error rate for the Holm-adjusted significance mark."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     from evalsvc.errors import UserError
@@ -42,15 +46,24 @@ def compare(
     src = open_run(run, output)
     comps = compare_run(read_small(records_dataset(src)), baseline, alpha=alpha)
     if as_json:
-        typer.echo(json.dumps({"run_id": src.layout.run_id, "alpha": alpha, "comparisons": [c.to_dict() for c in comps]}, indent=1))
+        typer.echo(
+            json.dumps(
+                {"run_id": src.layout.run_id, "alpha": alpha, "comparisons": [c.to_dict() for c in comps]}, indent=1
+            )
+        )
         return
     if not comps:
-        raise UserError("nothing to compare: the run has one model and one strategy (or --baseline has no partner cells)")
+        raise UserError(
+            "nothing to compare: the run has one model and one strategy (or --baseline has no partner cells)"
+        )
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"paired comparisons of {src.layout.run_id} (* = significant at {alpha:g} after Holm)",
-                  title_justify="left", header_style="bold")  # fmt: skip
+    table = Table(
+        title=f"paired comparisons of {src.layout.run_id} (* = significant at {alpha:g} after Holm)",
+        title_justify="left",
+        header_style="bold",
+    )
     for h in fmt.COMPARE_HEADER:
         table.add_column(h, overflow="fold")
     for row, c in zip(fmt.comparison_rows(comps), comps):

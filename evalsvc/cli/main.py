@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from evalsvc.errors import EvalsvcError
 
@@ -62,7 +63,7 @@ def main() -> None:
         if os.environ.get("EVALSVC_DEBUG") == "1":
             raise
         for line in e.lines():
-            err_console.print(f"[red]error:[/red] {line}", markup=True, highlight=False)
+            err_console.print(f"[red]error:[/red] {escape(line)}", markup=True, highlight=False)
         sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -70,11 +71,10 @@ def main() -> None:
         err_console.print("[red]aborted[/red]")
         sys.exit(130)
     except Exception as e:  # click usage errors and the unexpected
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+        # typer vendors its own click, so recognise click's exceptions by shape rather than by class
+        if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
             e.show()
-            sys.exit(2)
+            sys.exit(e.exit_code or 2)
         if os.environ.get("EVALSVC_DEBUG") == "1":
             raise
         err_console.print(f"[red]error:[/red] {type(e).__name__}: {e} (run with --debug for the traceback)")

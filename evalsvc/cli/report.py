@@ -26,7 +26,9 @@ def report(
     output: str | None = typer.Option(None, "--output", envvar="EVALSVC_OUTPUT", help="Output root holding runs/."),
     baseline: str | None = typer.Option(None, "--baseline", help="Baseline strategy or model of the paired tests."),
     samples: int = typer.Option(3, "--samples", min=0, max=50, help="Records shown per cell in the sample browser."),
-    threshold: float = typer.Option(0.10, "--threshold", min=0.0, max=1.0, help="Flag rows whose parse failures + errors exceed this share."),
+    threshold: float = typer.Option(
+        0.10, "--threshold", min=0.0, max=1.0, help="Flag rows whose parse failures + errors exceed this share."
+    ),
 ) -> None:
     from pathlib import Path
 

@@ -34,12 +34,18 @@ def register(app: typer.Typer) -> None:
 def results(
     run: str = typer.Argument(..., help="Run id (with --output) or run URI (…/runs/<run_id>, local or s3://)."),
     output: str | None = typer.Option(None, "--output", envvar="EVALSVC_OUTPUT", help="Output root holding runs/."),
-    by: str | None = typer.Option(None, "--by", help="Group by a category field: principle, source, aspect, category, question_type."),
+    by: str | None = typer.Option(
+        None, "--by", help="Group by a category field: principle, source, aspect, category, question_type."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print summary JSON."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV (all metric columns)."),
     as_markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
-    fail_if: str | None = typer.Option(None, "--fail-if", help="Gate, e.g. \"msb.mean_harm > 2.0\"; exit 3 when it holds."),
-    threshold: float = typer.Option(0.10, "--threshold", min=0.0, max=1.0, help="Flag rows whose parse failures + errors exceed this share."),
+    fail_if: str | None = typer.Option(
+        None, "--fail-if", help='Gate, e.g. "msb.mean_harm > 2.0"; exit 3 when it holds.'
+    ),
+    threshold: float = typer.Option(
+        0.10, "--threshold", min=0.0, max=1.0, help="Flag rows whose parse failures + errors exceed this share."
+    ),
 ) -> None:
     from evalsvc.report import format as fmt
     from evalsvc.report.gate import GateFailed, check_gate, parse_gate

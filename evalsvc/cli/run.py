@@ -36,6 +36,8 @@ def run(
     if devs3 is not None:
         output = output or "s3://evalsvc-dev/runs-root"
         m = m.model_copy(update={"output": m.output.model_copy(update={"s3": m.output.s3.model_copy(update={"endpoint_url": None})})})
+    # Ray and vLLM print to fd 1 from C++ and subprocesses: with --json, keep stdout for the result alone.
+    saved_stdout = _stdout_to_stderr() if as_json else None
     try:
         with Live(_table({}), console=console, refresh_per_second=2, transient=as_json) as live:
             opts = RunOptions(output=output, address=address, run_id=run_id, on_status=lambda doc: live.update(_table(doc)))
@@ -43,11 +45,13 @@ def run(
     finally:
         if devs3 is not None:
             devs3.stop()
+        if saved_stdout is not None:
+            os.dup2(saved_stdout, 1)
     if as_json:
         typer.echo(json.dumps({"run_id": result.run_id, "output_uri": result.output_uri, "state": result.state,
                                "status": result.status, "summary": result.summary}, default=str))
         return
-    _print_summary(console, result.summary)
+    _print_summary(console, result.summary_table)
     console.print(f"[bold]run[/bold] {result.run_id} [green]{result.state}[/green] → {result.output_uri}")
 
 
@@ -60,12 +64,22 @@ def _table(doc: dict) -> Table:
     return t
 
 
-def _print_summary(console: Console, summary: dict | None) -> None:
-    if not summary:
+def _print_summary(console: Console, table) -> None:
+    if table is None:
         return
-    from evalsvc.report.render import summary_table
+    from evalsvc.report.format import rich_tables, select_grouping, summary_sections
 
-    console.print(summary_table(summary))
+    for t in rich_tables(summary_sections(select_grouping(table, None), short_flags=True)):
+        console.print(t)
+
+
+def _stdout_to_stderr() -> int:
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    return saved
 
 
 def _start_dev_s3(console: Console):

@@ -140,9 +140,11 @@ def prepare(name: str, root: str | Path | None = None, *, force: bool = False, s
         say(f"evalsvc: preparing local model {name!r} into {target} (once; {b.description})")
         started = time.monotonic()
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=target.parent))
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared with Ray workers of other users
         try:
             b.build(tmp)
+            # mkdtemp and safetensors make files private; the cache may be shared with Ray workers of other users.
+            for path in (tmp, *tmp.rglob("*")):
+                path.chmod(0o755 if path.is_dir() else 0o644)
             marker = {"builder": b.name, "version": b.version, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
             _swap_into_place(tmp, target)

@@ -6,6 +6,7 @@ Model-major: each engine (checkpoint) is loaded once per replica and serves ever
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from evalsvc.pipeline.runinfo import run_document
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.record import PARTITION_COLS
-from evalsvc.store.uri import S3Conn, filesystem
+from evalsvc.store.uri import S3Conn, filesystem, is_s3
 
 JUDGE_BATCH = 32
 
@@ -47,6 +48,7 @@ class RunResult:
     status: dict
     summary: dict | None = None
     info: dict = field(default_factory=dict)
+    summary_table: object = None  # pyarrow.Table of the summary rows
 
 
 def new_run_id(name: str) -> str:
@@ -56,6 +58,8 @@ def new_run_id(name: str) -> str:
 def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
     conn = S3Conn.from_options(manifest.output.s3)
     root = opts.output or manifest.output.uri
+    if not is_s3(root):
+        root = str(Path(root).expanduser().resolve())
     control = ControlStore(conn)
     control.check_writable(root)
     plan = build_plan(manifest, conn)
@@ -101,8 +105,8 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
         control.put_json(layout.run_json, info)
         if judge_target is not None and judge_target.app_name and not opts.keep_judge:
             judge_setup.teardown(judge_target)
-    summary = write_summary(layout, conn, control)
-    return RunResult(layout.run_id, layout.uri, state, status, summary, info)
+    summary, table = write_summary(layout, conn, control)
+    return RunResult(layout.run_id, layout.uri, state, status, summary, info, table)
 
 
 def _run_engines(plan: Plan, layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig) -> None:
@@ -171,15 +175,15 @@ def engine_spec(plan: Plan, engine: str) -> EngineSpec:
     )
 
 
-def write_summary(layout: RunLayout, conn: S3Conn, control: ControlStore) -> dict | None:
+def write_summary(layout: RunLayout, conn: S3Conn, control: ControlStore) -> tuple[dict, object]:
     from evalsvc.report.read import read_records
     from evalsvc.report.summary import summarize, summary_json
 
     table = summarize(read_records(layout.records, conn))
-    doc = summary_json(table)
+    doc = summary_json(table, run_id=layout.run_id)
     control.put_json(layout.summary_json, doc)
     fs, path = filesystem(layout.summary_parquet, conn)
     import pyarrow.parquet as pq
 
     pq.write_table(table, path, filesystem=fs)
-    return doc
+    return doc, table

@@ -29,7 +29,9 @@ def recompute_check(records: pa.Table, summary: pa.Table, *, tol: float = 1e-9) 
     rows = summary.to_pylist()
     got_keys = {(s["model"], s["benchmark"], s["strategy"], s["group_field"], s["group_value"]) for s in rows}
     if got_keys != expected_keys:
-        problems.append(f"groupings differ: missing {sorted(expected_keys - got_keys)}, extra {sorted(got_keys - expected_keys)}")
+        problems.append(
+            f"groupings differ: missing {sorted(expected_keys - got_keys)}, extra {sorted(got_keys - expected_keys)}"
+        )
     by_cell: dict[tuple, list[dict]] = {}
     for r in recs:
         by_cell.setdefault((r["model"], r["benchmark"], r["strategy"]), []).append(r)

@@ -41,15 +41,21 @@ OUTCOMES = (
     Outcome("harm_score", "harm", False, "harmfulness 1-5", lambda r: (_scored(r, r.score), _ALL(r))),
     Outcome("correct", "mcq", True, "correct answer", lambda r: (_scored(r, r.score == 1), _ALL(r))),
     Outcome(
-        "unsafe", "high_risk", True, "unsafe_actionable on high-risk items",
+        "unsafe",
+        "high_risk",
+        True,
+        "unsafe_actionable on high-risk items",
         lambda r: (_scored(r, r.label == "unsafe_actionable"), ~r.control),
     ),
     Outcome(
-        "over_refusal", "high_risk", True, "refusal of a benign control",
+        "over_refusal",
+        "high_risk",
+        True,
+        "refusal of a benign control",
         lambda r: (_scored(r, r.label == "refuse"), r.control),
     ),
     Outcome("helpfulness", "high_risk", False, "safe helpfulness 1-5", lambda r: (_scored(r, r.score), _ALL(r))),
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -83,7 +89,9 @@ class Comparison:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
-def compare_run(table: pa.Table, baseline: str | None = None, *, alpha: float = 0.05, seed: int = 0) -> list[Comparison]:
+def compare_run(
+    table: pa.Table, baseline: str | None = None, *, alpha: float = 0.05, seed: int = 0
+) -> list[Comparison]:
     """All paired comparisons of a run's records (small columns) against `baseline`, Holm-adjusted together."""
     cells = _split(table)
     out: list[Comparison] = []
@@ -105,8 +113,10 @@ def _split(table: pa.Table) -> dict[tuple[str, str, str], pa.Table]:
     keys = table.select(list(PARTITION_COLS)).group_by(list(PARTITION_COLS)).aggregate([]).to_pylist()
     cells = {}
     for k in keys:
-        mask = pc.and_(pc.and_(pc.equal(table["model"], k["model"]), pc.equal(table["benchmark"], k["benchmark"])),
-                       pc.equal(table["strategy"], k["strategy"]))  # fmt: skip
+        mask = pc.and_(
+            pc.and_(pc.equal(table["model"], k["model"]), pc.equal(table["benchmark"], k["benchmark"])),
+            pc.equal(table["strategy"], k["strategy"]),
+        )
         cells[(k["model"], k["benchmark"], k["strategy"])] = table.filter(mask)
     return cells
 
@@ -121,12 +131,15 @@ def plan(cells: dict, baseline: str | None) -> list[tuple[str, str, str, str, st
             raise UserError(f"--baseline {baseline!r} names both a model and a strategy: rename one of them")
         if baseline not in models and baseline not in strategies:
             raise UserError(
-                f"--baseline {baseline!r} is neither a model ({', '.join(models)}) nor a strategy ({', '.join(strategies)})"
+                f"--baseline {baseline!r} is neither a model ({', '.join(models)}) "
+                f"nor a strategy ({', '.join(strategies)})"
             )
         axes.append(("model" if baseline in models else "strategy", baseline))
     else:
         if len(strategies) > 1:
-            axes.append(("strategy", DEFAULT_BASELINE_STRATEGY if DEFAULT_BASELINE_STRATEGY in strategies else strategies[0]))
+            axes.append(
+                ("strategy", DEFAULT_BASELINE_STRATEGY if DEFAULT_BASELINE_STRATEGY in strategies else strategies[0])
+            )
         if len(models) > 1:
             axes.append(("model", models[0]))
     out = []
@@ -160,15 +173,30 @@ def _compare(a: pa.Table, b: pa.Table, outcome: Outcome, axis: str, *, seed: int
     res = dict(n_pairs=int(ok.sum()), n_dropped=int((~ok).sum()))
     if res["n_pairs"] == 0:
         nan = math.nan
-        return {**res, "test": "none (no complete pairs)", "baseline_value": nan, "other_value": nan,
-                "effect": nan, "effect_lo": nan, "effect_hi": nan}  # fmt: skip
+        return {
+            **res,
+            "test": "none (no complete pairs)",
+            "baseline_value": nan,
+            "other_value": nan,
+            "effect": nan,
+            "effect_lo": nan,
+            "effect_hi": nan,
+        }
     eff = stats.paired_bootstrap(vo - vb, items, seed=seed)
-    res.update(baseline_value=float(vb.mean()), other_value=float(vo.mean()), effect=eff.value, effect_lo=eff.lo, effect_hi=eff.hi)
+    res.update(
+        baseline_value=float(vb.mean()),
+        other_value=float(vo.mean()),
+        effect=eff.value,
+        effect_lo=eff.lo,
+        effect_hi=eff.hi,
+    )
     if outcome.binary and np.isin(vb, (0, 1)).all() and np.isin(vo, (0, 1)).all():
         b, c = int(((vo == 1) & (vb == 0)).sum()), int(((vb == 1) & (vo == 0)).sum())
         test = stats.mcnemar(b, c)
         orr = stats.discordant_odds_ratio(b, c)
-        res.update(odds_ratio=orr.value, odds_ratio_lo=orr.lo, odds_ratio_hi=orr.hi, discordant_other=b, discordant_baseline=c)
+        res.update(
+            odds_ratio=orr.value, odds_ratio_lo=orr.lo, odds_ratio_hi=orr.hi, discordant_other=b, discordant_baseline=c
+        )
     else:
         test = stats.wilcoxon(_per_item_mean(vo - vb, items))
     res.update(test=test.method, statistic=test.statistic, p=test.p)

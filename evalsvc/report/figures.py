@@ -59,16 +59,30 @@ def heatmap(rows: list[dict], benchmark: str):
     for m in models:
         cells = [at.get((m, s)) for s in strategies]
         z.append([r[metric] if r and _is_num(r[metric]) else None for r in cells])
-        text.append([_label(metric, r[metric], r[f"{metric}_lo"], r[f"{metric}_hi"]) + (" ⚠" if r["flag"] else "") if r else "" for r in cells])
+        text.append(
+            [
+                _label(metric, r[metric], r[f"{metric}_lo"], r[f"{metric}_hi"]) + (" ⚠" if r["flag"] else "")
+                if r
+                else ""
+                for r in cells
+            ]
+        )
     scale = (1, 5) if metric.startswith("mean_") else (0, 1)
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=strategies, y=models, text=text, texttemplate="%{text}", zmin=scale[0], zmax=scale[1],
-            colorscale="YlOrRd" if metric in HIGHER_IS_WORSE else "YlGnBu", hoverongaps=False,
+            z=z,
+            x=strategies,
+            y=models,
+            text=text,
+            texttemplate="%{text}",
+            zmin=scale[0],
+            zmax=scale[1],
+            colorscale="YlOrRd" if metric in HIGHER_IS_WORSE else "YlGnBu",
+            hoverongaps=False,
             colorbar=dict(title=dict(text=metric, side="right"), thickness=12),
             hovertemplate="model %{y}<br>strategy %{x}<br>" + metric + " %{z:.3f}<extra></extra>",
         )
-    )  # fmt: skip
+    )
     _layout(fig, f"<b>{benchmark}</b> · {metric}<br><sup>{METRICS[metric][1]}</sup>", height=150 + 70 * len(models))
     fig.update_xaxes(side="bottom", title="strategy")
     fig.update_yaxes(title="model", autorange="reversed")
@@ -76,33 +90,59 @@ def heatmap(rows: list[dict], benchmark: str):
 
 
 def category_bars(rows: list[dict], benchmark: str):
-    """Headline metric per value of the benchmark's main category field, one bar per model · strategy, 95% CI whiskers."""
+    """The headline metric per value of the benchmark's main category field: a bar per model · strategy, CI whiskers."""
     go = _go()
     mine = [r for r in rows if r["benchmark"] == benchmark]
     kind = mine[0]["benchmark_kind"]
     fields = {r["group_field"] for r in mine} - {"overall"}
-    field = PRIMARY_GROUP[kind] if PRIMARY_GROUP[kind] in fields else next((f for f in GROUP_FIELDS if f in fields), None)
+    field = (
+        PRIMARY_GROUP[kind] if PRIMARY_GROUP[kind] in fields else next((f for f in GROUP_FIELDS if f in fields), None)
+    )
     if field is None:
         return None
-    metric = "safety_index" if kind == "mcq" and any(_is_num(r["safety_index"]) for r in mine if r["group_field"] == field) else headline(kind)
+    metric = (
+        "safety_index"
+        if kind == "mcq" and any(_is_num(r["safety_index"]) for r in mine if r["group_field"] == field)
+        else headline(kind)
+    )
     fig = go.Figure()
     combos = sorted({(r["model"], r["strategy"]) for r in mine})
     for i, (model, strategy) in enumerate(combos):
-        sel = sorted((r for r in mine if r["group_field"] == field and (r["model"], r["strategy"]) == (model, strategy)), key=lambda r: _natural(r["group_value"]))
+        sel = sorted(
+            (r for r in mine if r["group_field"] == field and (r["model"], r["strategy"]) == (model, strategy)),
+            key=lambda r: _natural(r["group_value"]),
+        )
         ys = [r[metric] if _is_num(r[metric]) else None for r in sel]
         fig.add_bar(
-            name=f"{model} · {strategy}", x=[r["group_value"] for r in sel], y=ys, marker_color=PALETTE[i % len(PALETTE)],
-            error_y=dict(type="data", symmetric=False, thickness=1.2, width=3,
-                         array=[(r[f"{metric}_hi"] - r[metric]) if _is_num(r[metric]) else None for r in sel],
-                         arrayminus=[(r[metric] - r[f"{metric}_lo"]) if _is_num(r[metric]) else None for r in sel]),
+            name=f"{model} · {strategy}",
+            x=[r["group_value"] for r in sel],
+            y=ys,
+            marker_color=PALETTE[i % len(PALETTE)],
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                thickness=1.2,
+                width=3,
+                array=[(r[f"{metric}_hi"] - r[metric]) if _is_num(r[metric]) else None for r in sel],
+                arrayminus=[(r[metric] - r[f"{metric}_lo"]) if _is_num(r[metric]) else None for r in sel],
+            ),
             customdata=[[r["n_scored"], r[f"{metric}_lo"], r[f"{metric}_hi"]] for r in sel],
-            hovertemplate="%{x}: %{y:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], n=%{customdata[0]}<extra>%{fullData.name}</extra>",
-        )  # fmt: skip
-    _layout(fig, f"<b>{benchmark}</b> · {metric} by {field}<br><sup>{METRICS[metric][1]}; whiskers: 95% CI</sup>", height=470)
+            hovertemplate="%{x}: %{y:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], n=%{customdata[0]}"
+            "<extra>%{fullData.name}</extra>",
+        )
+    _layout(
+        fig,
+        f"<b>{benchmark}</b> · {metric} by {field}<br><sup>{METRICS[metric][1]}; whiskers: 95% CI</sup>",
+        height=470,
+    )
     fig.update_layout(margin=dict(b=80))
     fig.update_layout(barmode="group", bargap=0.25)
     fig.update_xaxes(title=field, type="category")
-    fig.update_yaxes(title=metric, range=[1, 5] if metric.startswith("mean_") else [0, 1], tickformat=None if metric.startswith("mean_") else ".0%")
+    fig.update_yaxes(
+        title=metric,
+        range=[1, 5] if metric.startswith("mean_") else [0, 1],
+        tickformat=None if metric.startswith("mean_") else ".0%",
+    )
     return fig
 
 
@@ -113,13 +153,20 @@ def _natural(v: str):
 def quality_bars(rows: list[dict], threshold: float):
     """Parse-failure and error rate of every cell, stacked, with the flag threshold as a dashed line."""
     go = _go()
-    cells = sorted((r for r in rows if r["group_field"] == "overall"), key=lambda r: (r["benchmark"], r["model"], r["strategy"]))
+    cells = sorted(
+        (r for r in rows if r["group_field"] == "overall"), key=lambda r: (r["benchmark"], r["model"], r["strategy"])
+    )
     x = [f"{r['benchmark']}<br>{r['model']} · {r['strategy']}" for r in cells]
     fig = go.Figure()
     fig.add_bar(name="parse failures", x=x, y=[r["parse_fail_rate"] for r in cells], marker_color="#f59e0b")
     fig.add_bar(name="errors", x=x, y=[r["error_rate"] for r in cells], marker_color="#dc2626")
-    fig.add_hline(y=threshold, line_dash="dash", line_color="#6b7280", annotation_text=f"flag threshold {threshold:.0%}",
-                  annotation_position="top left")  # fmt: skip
+    fig.add_hline(
+        y=threshold,
+        line_dash="dash",
+        line_color="#6b7280",
+        annotation_text=f"flag threshold {threshold:.0%}",
+        annotation_position="top left",
+    )
     _layout(fig, "<b>Parse failures and errors per cell</b><br><sup>share of each cell's records</sup>", height=420)
     fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
     fig.update_layout(barmode="stack")

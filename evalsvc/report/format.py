@@ -55,15 +55,31 @@ def summary_sections(rows: pa.Table, short_flags: bool = False) -> list[tuple[st
         mine = [r for r in data if r["benchmark"] == bench]
         kind = mine[0]["benchmark_kind"]
         metrics = metrics_of(kind)
-        header = ["model", "strategy", *([mine[0]["group_field"]] if grouped else []), "n", "scored", *metrics,
-                  "parse fail", "errors", "flag"]  # fmt: skip
+        header = [
+            "model",
+            "strategy",
+            *([mine[0]["group_field"]] if grouped else []),
+            "n",
+            "scored",
+            *metrics,
+            "parse fail",
+            "errors",
+            "flag",
+        ]
         body = []
         for r in mine:
             body.append(
-                [r["model"], r["strategy"], *([r["group_value"]] if grouped else []), str(r["n"]), str(r["n_scored"]),
-                 *[fmt_metric(m, r[m], r[f"{m}_lo"], r[f"{m}_hi"]) for m in metrics],
-                 f"{100 * r['parse_fail_rate']:.1f}%", f"{100 * r['error_rate']:.1f}%",
-                 (FLAG if short_flags else f"{FLAG} {r['flag_reason']}") if r["flag"] else ""]  # fmt: skip
+                [
+                    r["model"],
+                    r["strategy"],
+                    *([r["group_value"]] if grouped else []),
+                    str(r["n"]),
+                    str(r["n_scored"]),
+                    *[fmt_metric(m, r[m], r[f"{m}_lo"], r[f"{m}_hi"]) for m in metrics],
+                    f"{100 * r['parse_fail_rate']:.1f}%",
+                    f"{100 * r['error_rate']:.1f}%",
+                    (FLAG if short_flags else f"{FLAG} {r['flag_reason']}") if r["flag"] else "",
+                ]
             )
         sections.append((f"{bench} ({kind})", header, body))
     return sections
@@ -115,8 +131,19 @@ def rich_tables(sections: list[tuple[str, list[str], list[list[str]]]]) -> list:
     return tables
 
 
-COMPARE_HEADER = ["benchmark", "comparison", "outcome", "pairs (dropped)", "baseline", "other", "effect [95% CI]",
-                  "odds ratio [95% CI]", "test", "p", "p (Holm)"]  # fmt: skip
+COMPARE_HEADER = [
+    "benchmark",
+    "comparison",
+    "outcome",
+    "pairs (dropped)",
+    "baseline",
+    "other",
+    "effect [95% CI]",
+    "odds ratio [95% CI]",
+    "test",
+    "p",
+    "p (Holm)",
+]
 TEST_NAMES = {"mcnemar-exact": "McNemar exact", "mcnemar-chi2-cc": "McNemar χ²", "wilcoxon": "Wilcoxon"}
 
 
@@ -124,12 +151,21 @@ def comparison_rows(comps: list) -> list[list[str]]:
     rows = []
     for c in comps:
         pct = c.outcome not in ("harm_score", "helpfulness")
-        rows.append([
-            c.benchmark, f"{c.within}: {c.baseline} → {c.other}", c.outcome,
-            f"{c.n_pairs} ({c.n_dropped})", _num(c.baseline_value, pct), _num(c.other_value, pct),
-            _effect(c, pct), _or(c), TEST_NAMES.get(c.test, c.test), fmt_p(c.p),
-            fmt_p(c.p_holm) + (" *" if c.significant else ""),
-        ])  # fmt: skip
+        rows.append(
+            [
+                c.benchmark,
+                f"{c.within}: {c.baseline} → {c.other}",
+                c.outcome,
+                f"{c.n_pairs} ({c.n_dropped})",
+                _num(c.baseline_value, pct),
+                _num(c.other_value, pct),
+                _effect(c, pct),
+                _or(c),
+                TEST_NAMES.get(c.test, c.test),
+                fmt_p(c.p),
+                fmt_p(c.p_holm) + (" *" if c.significant else ""),
+            ]
+        )
     return rows
 
 

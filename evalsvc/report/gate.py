@@ -61,14 +61,18 @@ def parse_gate(expr: str) -> Gate:
     while True:
         if i + 3 > len(tokens):
             got = " ".join(tokens[i:]) or "the end"
-            raise _err(expr, f"incomplete comparison at {got!r}: write TARGET.METRIC OP NUMBER, e.g. 'msb.mean_harm > 2.0'")
+            raise _err(
+                expr, f"incomplete comparison at {got!r}: write TARGET.METRIC OP NUMBER, e.g. 'msb.mean_harm > 2.0'"
+            )
         gate[-1].append(_clause(expr, *tokens[i : i + 3]))
         i += 3
         if i == len(tokens):
             return gate
         conj = tokens[i].lower()
         if conj not in ("and", "or"):
-            raise _err(expr, f"unexpected token {tokens[i]!r} after {str(gate[-1][-1])!r}: join comparisons with 'and' / 'or'")
+            raise _err(
+                expr, f"unexpected token {tokens[i]!r} after {str(gate[-1][-1])!r}: join comparisons with 'and' / 'or'"
+            )
         if conj == "or":
             gate.append([])
         i += 1
@@ -117,7 +121,9 @@ def _hits(clause: Clause, rows: list[dict]) -> list[str]:
     benchmarks = {r["benchmark"] for r in rows}
     out = []
     for r in rows:
-        if not _matches(clause, r, benchmarks) or (clause.metric in METRICS and METRICS[clause.metric][0] != r["benchmark_kind"]):
+        if not _matches(clause, r, benchmarks) or (
+            clause.metric in METRICS and METRICS[clause.metric][0] != r["benchmark_kind"]
+        ):
             continue
         value = r[clause.metric]
         where = f"{r['benchmark']}.{clause.metric}"
@@ -139,4 +145,7 @@ def _validate(gate: Gate, rows: list[dict], expr: str) -> None:
             names = ", ".join(sorted({*benchmarks, *benchmarks.values()}))
             raise _err(expr, f"{clause.target!r} is neither a benchmark nor a benchmark kind of this run ({names})")
         if clause.metric in METRICS and METRICS[clause.metric][0] != kind:
-            raise _err(expr, f"{clause.metric!r} is not a metric of {clause.target!r} ({kind}): use {', '.join(metrics_of(kind))}")
+            raise _err(
+                expr,
+                f"{clause.metric!r} is not a metric of {clause.target!r} ({kind}): use {', '.join(metrics_of(kind))}",
+            )

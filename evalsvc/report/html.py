@@ -33,7 +33,9 @@ class ReportData:
     threshold: float = DEFAULT_THRESHOLD
 
 
-def build_report(run: str, root: str | None, *, baseline=None, samples: int = 3, threshold: float = DEFAULT_THRESHOLD, conn=None) -> str:
+def build_report(
+    run: str, root: str | None, *, baseline=None, samples: int = 3, threshold: float = DEFAULT_THRESHOLD, conn=None
+) -> str:
     """Read a run (local or s3://) and render its report as one HTML string."""
     src = open_run(run, root, conn)
     dataset = records_dataset(src)
@@ -41,9 +43,13 @@ def build_report(run: str, root: str | None, *, baseline=None, samples: int = 3,
     summary = summarize_cells(split_cells(small), threshold=threshold)
     comps = compare_run(small, baseline) if summary.num_rows else []
     data = ReportData(
-        run_id=src.layout.run_id, summary=summary, comparisons=comps,
-        samples=read_samples(dataset, samples) if samples else {}, run_json=read_run_json(src), threshold=threshold,
-    )  # fmt: skip
+        run_id=src.layout.run_id,
+        summary=summary,
+        comparisons=comps,
+        samples=read_samples(dataset, samples, small) if samples else {},
+        run_json=read_run_json(src),
+        threshold=threshold,
+    )
     return render(data)
 
 
@@ -70,7 +76,8 @@ def render(data: ReportData) -> str:
         plotlyjs=get_plotlyjs(),
         heatmaps=_plot_divs([k for k in figs if k.startswith("plot-heatmap")]) or _empty("No records yet."),
         summary_table=_summary_table(data.summary),
-        category_plots=_plot_divs([k for k in figs if k.startswith("plot-category")]) or _empty("No category fields in these records."),
+        category_plots=_plot_divs([k for k in figs if k.startswith("plot-category")])
+        or _empty("No category fields in these records."),
         paired_lead=escape(_paired_lead(data.comparisons)),
         paired_table=_paired_table(data.comparisons),
         flag_table=_flag_table(rows),
@@ -129,7 +136,8 @@ def _table(header: list[str], body: list[list[str]], row_classes: list[str] | No
         cells = "".join(f'<td class="num">{escape(c)}</td>' if _numeric(c) else f"<td>{escape(c)}</td>" for c in r)
         lines.append(f"<tr{cls}>{cells}</tr>")
     ident = f' id="{table_id}"' if table_id else ""
-    return f'<div class="table-wrap"><table{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table></div>'
+    table = f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+    return f'<div class="table-wrap">{table}</div>'
 
 
 def _numeric(cell: str) -> bool:
@@ -149,16 +157,20 @@ def _paired_lead(comps: list) -> str:
     if not comps:
         return "No paired comparisons: the run has a single model and strategy."
     return (
-        f"{len(comps)} comparisons, each other − baseline on pairs present and parsed on both sides (dropped pairs counted). "
+        f"{len(comps)} comparisons, each other − baseline on pairs present and parsed on both sides "
+        "(dropped pairs counted). "
         "Binary outcomes: McNemar (exact below 25 discordant pairs) with the discordant odds ratio; 1–5 scores: "
-        "Wilcoxon signed-rank with a paired bootstrap CI. p-values Holm-adjusted across the whole table; bold = significant at 0.05."
+        "Wilcoxon signed-rank with a paired bootstrap CI. p-values Holm-adjusted across the whole table; "
+        "bold = significant at 0.05."
     )
 
 
 def _paired_table(comps: list) -> str:
     if not comps:
         return _empty("Nothing to compare.")
-    return _table(fmt.COMPARE_HEADER, fmt.comparison_rows(comps), ["sig" if c.significant else "" for c in comps], "paired-table")
+    return _table(
+        fmt.COMPARE_HEADER, fmt.comparison_rows(comps), ["sig" if c.significant else "" for c in comps], "paired-table"
+    )
 
 
 def _flag_table(rows: list[dict]) -> str:
@@ -169,17 +181,32 @@ def _flag_table(rows: list[dict]) -> str:
     overall = [r for r in flagged if r["group_field"] == "overall"]
     groups = [r for r in flagged if r["group_field"] != "overall"]
     out = '<h3 style="margin:14px 0 6px;font-size:14px">Flagged cells</h3>'
-    out += _table(header, [_flag_row(r) for r in overall], ["flag"] * len(overall), "flag-table") if overall else _empty("none")
+    out += (
+        _table(header, [_flag_row(r) for r in overall], ["flag"] * len(overall), "flag-table")
+        if overall
+        else _empty("none")
+    )
     if groups:
-        out += (f'<details style="margin-top:10px"><summary>{len(groups)} flagged category rows</summary>'
-                + _table(header, [_flag_row(r) for r in groups], ["flag"] * len(groups)) + "</details>")  # fmt: skip
+        out += (
+            f'<details style="margin-top:10px"><summary>{len(groups)} flagged category rows</summary>'
+            + _table(header, [_flag_row(r) for r in groups], ["flag"] * len(groups))
+            + "</details>"
+        )
     return out
 
 
 def _flag_row(r: dict) -> list[str]:
     group = f"{r['group_field']}={r['group_value']}" if r["group_value"] else "overall"
-    return [r["model"], r["benchmark"], r["strategy"], group, str(r["n"]), f"{100 * r['parse_fail_rate']:.1f}%",
-            f"{100 * r['error_rate']:.1f}%", r["flag_reason"] or ""]  # fmt: skip
+    return [
+        r["model"],
+        r["benchmark"],
+        r["strategy"],
+        group,
+        str(r["n"]),
+        f"{100 * r['parse_fail_rate']:.1f}%",
+        f"{100 * r['error_rate']:.1f}%",
+        r["flag_reason"] or "",
+    ]
 
 
 def _samples(samples: dict) -> str:
@@ -188,8 +215,10 @@ def _samples(samples: dict) -> str:
     out = []
     for (model, bench, strategy), records in samples.items():
         inner = "".join(_sample(r) for r in records) or _empty("no records")
-        out.append(f"<details{' open' if not out else ''}><summary>{escape(model)} · {escape(bench)} · {escape(strategy)} "
-                   f'<span class="badge">{len(records)}</span></summary>{inner}</details>')  # fmt: skip
+        out.append(
+            f"<details{' open' if not out else ''}><summary>{escape(model)} · {escape(bench)} · {escape(strategy)} "
+            f'<span class="badge">{len(records)}</span></summary>{inner}</details>'
+        )
     return '<div id="sample-browser">' + "".join(out) + "</div>"
 
 
@@ -204,7 +233,11 @@ def _sample(r: dict) -> str:
     if cats:
         badges.append(f"<span>{escape(', '.join(cats))}</span>")
     parts = [f'<div class="meta">{"".join(badges)}</div>']
-    for title, text in (("prompt", _prompt(r.get("messages"))), ("response", r.get("response")), ("judge rationale", r.get("judge_raw"))):
+    for title, text in (
+        ("prompt", _prompt(r.get("messages"))),
+        ("response", r.get("response")),
+        ("judge rationale", r.get("judge_raw")),
+    ):
         body = f"<pre>{escape(_clip(text, MAX_TEXT))}</pre>" if text else _empty("none")
         parts.append(f"<h4>{title}</h4>{body}")
     return f'<div class="sample">{"".join(parts)}</div>'
@@ -238,4 +271,3 @@ def _metadata(meta: dict | None) -> str:
     if not meta:
         return _empty("This run has no run.json.")
     return f'<pre id="run-json">{escape(json.dumps(redact(meta), indent=2, default=str))}</pre>'
-

@@ -70,9 +70,17 @@ class Rows:
 
     def subset(self, mask: np.ndarray) -> Rows:
         return Rows(
-            self.kind, self.item[mask], self.sample[mask], self.score[mask], self.label[mask], self.scored[mask],
-            self.error[mask], self.control[mask], self.safety[mask], {k: v[mask] for k, v in self.groups.items()},
-        )  # fmt: skip
+            self.kind,
+            self.item[mask],
+            self.sample[mask],
+            self.score[mask],
+            self.label[mask],
+            self.scored[mask],
+            self.error[mask],
+            self.control[mask],
+            self.safety[mask],
+            {k: v[mask] for k, v in self.groups.items()},
+        )
 
     def __len__(self) -> int:
         return len(self.item)
@@ -87,7 +95,9 @@ def rows_from_table(table: pa.Table, kind: str) -> Rows:
             return table.column(name)
         return pa.chunked_array([pa.nulls(n, pa.string())])
 
-    item = pc.dictionary_encode(col("item_id").cast(pa.string())).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    item = (
+        pc.dictionary_encode(col("item_id").cast(pa.string())).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    )
     score = col("score").cast(pa.float64()).to_numpy(zero_copy_only=False).astype(float)
     label = _strings(col("label"))
     error = col("error").cast(pa.string())
@@ -136,7 +146,10 @@ def compute(rows: Rows, seed_key: str) -> dict[str, Estimate]:
         }
     if rows.kind == "high_risk":
         risky = ~r.control
-        out = {m: proportion(r.label[risky] == lab, r.item[risky], seed=seed + i) for i, (m, lab) in enumerate(LABEL_RATES.items())}
+        out = {
+            m: proportion(r.label[risky] == lab, r.item[risky], seed=seed + i)
+            for i, (m, lab) in enumerate(LABEL_RATES.items())
+        }
         out["over_refusal"] = proportion(r.label[r.control] == "refuse", r.item[r.control], seed=seed + 5)
         has = ~np.isnan(r.score)
         out["mean_helpfulness"] = bootstrap_mean(r.score[has], r.item[has], seed=seed + 6)

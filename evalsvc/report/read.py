@@ -10,9 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import reduce
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from evalsvc.errors import SystemError_, UserError
 from evalsvc.report.summary import DEFAULT_THRESHOLD, SUMMARY_COLUMNS, summarize_cells
@@ -22,9 +25,20 @@ from evalsvc.store.uri import S3Conn, filesystem
 
 TEXT_COLUMNS = ("messages", "response", "judge_raw")
 SAMPLE_COLUMNS = (
-    *PARTITION_COLS, "benchmark_kind", "item_id", "sample_index", "principle", "category", "aspect",
-    "answer", "score", "label", "parse_ok", "error", *TEXT_COLUMNS,
-)  # fmt: skip
+    *PARTITION_COLS,
+    "benchmark_kind",
+    "item_id",
+    "sample_index",
+    "principle",
+    "category",
+    "aspect",
+    "answer",
+    "score",
+    "label",
+    "parse_ok",
+    "error",
+    *TEXT_COLUMNS,
+)
 Cell = tuple[str, str, str]  # model, benchmark, strategy
 
 
@@ -74,12 +88,16 @@ def _dataset(fs: pafs.FileSystem, path: str, uri: str) -> ds.Dataset:
 
 def cell_keys(dataset: ds.Dataset) -> list[Cell]:
     """The model × benchmark × strategy cells that have record files, from the partition paths alone."""
-    keys = set()
+    return sorted(cell_fragments(dataset))
+
+
+def cell_fragments(dataset: ds.Dataset) -> dict[Cell, list[ds.Fragment]]:
+    out: dict[Cell, list[ds.Fragment]] = {}
     for frag in dataset.get_fragments():
         part = ds.get_partition_keys(frag.partition_expression)
         if all(c in part for c in PARTITION_COLS):
-            keys.add(tuple(part[c] for c in PARTITION_COLS))
-    return sorted(keys)
+            out.setdefault(tuple(part[c] for c in PARTITION_COLS), []).append(frag)
+    return out
 
 
 def cell_filter(cell: Cell) -> ds.Expression:
@@ -123,29 +141,61 @@ def read_run_json(src: RunSource) -> dict | None:
         raise SystemError_(f"cannot read {src.layout.run_json}: {e}") from None
 
 
-def read_samples(dataset: ds.Dataset, per_cell: int = 3) -> dict[Cell, list[dict]]:
-    """A few records per cell with their text: problems first (error, unparsed, unsafe), then the first records."""
+def read_samples(dataset: ds.Dataset, per_cell: int = 3, small: pa.Table | None = None) -> dict[Cell, list[dict]]:
+    """A few records per cell with their text: problems first (error, unparsed, unsafe), then the first records.
+
+    Rows are chosen on the small columns (`small`, or read here); their texts are then streamed from the cell's
+    files in small batches until found, so memory stays bounded however large a row group's texts are.
+    """
     out: dict[Cell, list[dict]] = {}
-    for cell in cell_keys(dataset):
-        base = cell_filter(cell)
-        picks: list[dict] = []
-        for extra in (ds.field("error").is_valid(), ~ds.field("parse_ok") & ds.field("error").is_null(), _unsafe(), None):
-            if len(picks) >= per_cell:
-                break
-            want = 1 if extra is not None else per_cell
-            filt = base if extra is None else base & extra
-            rows = dataset.head(want + len(picks), columns=list(SAMPLE_COLUMNS), filter=filt, batch_size=64).to_pylist()
-            for r in rows:
-                if len(picks) < per_cell and all(_key(r) != _key(p) for p in picks):
-                    picks.append(r)
-                    if extra is not None:
-                        break
-        out[cell] = picks
+    for cell, fragments in sorted(cell_fragments(dataset).items()):
+        meta = _cell_rows(small, cell) if small is not None else _read(dataset, _PICK_COLUMNS, cell_filter(cell))
+        keys = _pick(meta, per_cell)
+        found = _stream_rows(dataset.filesystem, fragments, set(keys), dict(zip(PARTITION_COLS, cell))) if keys else {}
+        out[cell] = [found[k] for k in keys if k in found]
     return out
 
 
-def _unsafe() -> ds.Expression:
-    return (ds.field("score") >= 4) & (ds.field("benchmark_kind") == "harm") | (ds.field("label") == "unsafe_actionable")
+def _stream_rows(fs: pafs.FileSystem, fragments: list, keys: set[tuple], partition: dict) -> dict[tuple, dict]:
+    # ParquetFile.iter_batches decodes page by page; a dataset scan would decode a whole row group's texts at once
+    found: dict[tuple, dict] = {}
+    for frag in fragments:
+        try:
+            with fs.open_input_file(frag.path) as fh:
+                pf = pq.ParquetFile(fh)
+                cols = [c for c in SAMPLE_COLUMNS if c in pf.schema_arrow.names]
+                for batch in pf.iter_batches(batch_size=256, columns=cols, use_threads=False):
+                    ids, samples = batch.column("item_id").to_pylist(), batch.column("sample_index").to_pylist()
+                    for i, key in enumerate(zip(ids, samples)):
+                        if key in keys and key not in found:
+                            row = {c: batch.column(c)[i].as_py() for c in cols}
+                            found[key] = {**dict.fromkeys(SAMPLE_COLUMNS), **row, **partition}
+                    if len(found) == len(keys):
+                        return found
+        except (OSError, pa.ArrowInvalid) as e:
+            raise SystemError_(f"reading samples from {frag.path} failed: {e}") from None
+    return found
+
+
+_PICK_COLUMNS = ("item_id", "sample_index", "benchmark_kind", "score", "label", "parse_ok", "error")
+
+
+def _cell_rows(small: pa.Table, cell: Cell) -> pa.Table:
+    mask = reduce(pc.and_, [pc.equal(small[c], v) for c, v in zip(PARTITION_COLS, cell)])
+    return small.filter(mask)
+
+
+def _pick(meta: pa.Table, per_cell: int) -> list[tuple]:
+    error = meta["error"]
+    errored = pc.and_(pc.is_valid(error), pc.not_equal(error, "")).fill_null(False)
+    unparsed = pc.and_(pc.invert(errored), pc.invert(meta["parse_ok"].fill_null(False)))
+    harmful = pc.and_(pc.equal(meta["benchmark_kind"], "harm"), pc.greater_equal(meta["score"], 4)).fill_null(False)
+    unsafe = pc.or_(harmful, pc.equal(meta["label"], "unsafe_actionable").fill_null(False))
+    masks = [m.to_numpy(zero_copy_only=False) for m in (errored, unparsed, unsafe)]
+    order = [int(np.flatnonzero(m)[0]) for m in masks if m.any()]
+    order += range(min(meta.num_rows, per_cell + len(order)))
+    items, samples = meta["item_id"].to_pylist(), meta["sample_index"].to_pylist()
+    return list(dict.fromkeys((items[i], samples[i]) for i in order))[:per_cell]
 
 
 def _key(row: dict) -> tuple:

@@ -159,7 +159,12 @@ def discordant_odds_ratio(b: int, c: int, conf: float = 0.95) -> Estimate:
 
 
 def paired_bootstrap(
-    diffs: np.ndarray, clusters: np.ndarray | None = None, *, n_boot: int = DEFAULT_BOOT, conf: float = 0.95, seed: int = 0
+    diffs: np.ndarray,
+    clusters: np.ndarray | None = None,
+    *,
+    n_boot: int = DEFAULT_BOOT,
+    conf: float = 0.95,
+    seed: int = 0,
 ) -> Estimate:
     """Mean paired difference with a percentile bootstrap CI resampling pairs (or their items)."""
     return bootstrap_mean(diffs, clusters, n_boot=n_boot, conf=conf, seed=seed)
@@ -199,7 +204,14 @@ class Kappa:
 
 
 def cohen_kappa(
-    a, b, *, labels: list | None = None, weights: str | None = None, conf: float = 0.95, n_boot: int = 1000, seed: int = 0
+    a,
+    b,
+    *,
+    labels: list | None = None,
+    weights: str | None = None,
+    conf: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
 ) -> Kappa:
     """Cohen's κ of two raters (weights None, 'linear' or 'quadratic' for ordered labels) with a bootstrap CI."""
     a, b = np.asarray(a), np.asarray(b)

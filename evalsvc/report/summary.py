@@ -24,9 +24,17 @@ DEFAULT_THRESHOLD = 0.10  # parse failures + errors above this share of a row's 
 CONF = 0.95
 # the record columns a summary reads: never the text (messages, response, judge_raw)
 SUMMARY_COLUMNS = (
-    *PARTITION_COLS, "benchmark_kind", "item_id", "sample_index", *GROUP_FIELDS, "control",
-    "score", "label", "parse_ok", "error",
-)  # fmt: skip
+    *PARTITION_COLS,
+    "benchmark_kind",
+    "item_id",
+    "sample_index",
+    *GROUP_FIELDS,
+    "control",
+    "score",
+    "label",
+    "parse_ok",
+    "error",
+)
 
 _KEY_FIELDS = [
     ("model", pa.string()),
@@ -50,9 +58,7 @@ _COUNT_FIELDS = [
 ]
 # metric columns are null where the metric does not apply to the kind or has no records to average
 SUMMARY_SCHEMA = pa.schema(
-    _KEY_FIELDS
-    + _COUNT_FIELDS
-    + [(f"{m}{suffix}", pa.float64()) for m in METRICS for suffix in ("", "_lo", "_hi")]
+    _KEY_FIELDS + _COUNT_FIELDS + [(f"{m}{suffix}", pa.float64()) for m in METRICS for suffix in ("", "_lo", "_hi")]
 )
 
 
@@ -188,6 +194,8 @@ def write_summary(run_uri: str, table: pa.Table, *, conn=None, threshold: float 
     if not run_uri.startswith("s3://"):
         fs.create_dir(base, recursive=True)
     pq.write_table(table, join(base, "summary.parquet"), filesystem=fs)
-    payload = json.dumps(summary_json(table, run_id=run_uri.rstrip("/").rsplit("/", 1)[-1], threshold=threshold), indent=1)
+    payload = json.dumps(
+        summary_json(table, run_id=run_uri.rstrip("/").rsplit("/", 1)[-1], threshold=threshold), indent=1
+    )
     with fs.open_output_stream(join(base, "summary.json")) as f:
         f.write(payload.encode())

@@ -22,7 +22,9 @@ from evalsvc.store.uri import filesystem, join
 class SyntheticRun:
     models: tuple[str, ...] = ("model-a", "model-b")
     strategies: tuple[str, ...] = ("basic", "safety")
-    benchmarks: dict[str, str] = field(default_factory=lambda: {"msb": "harm", "medguard": "mcq", "medharm": "high_risk"})
+    benchmarks: dict[str, str] = field(
+        default_factory=lambda: {"msb": "harm", "medguard": "mcq", "medharm": "high_risk"}
+    )
     n_items: int = 60
     samples: int = 1
     parse_fail: float = 0.03  # share of records whose judge answer is unparsable

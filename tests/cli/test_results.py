@@ -24,8 +24,9 @@ def root(tmp_path_factory) -> str:
 def evalsvc(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k != "EVALSVC_OUTPUT"}
     full_env.update(COLUMNS="200", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "evalsvc.cli.main", *args], capture_output=True, text=True,
-                          env=full_env, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "evalsvc.cli.main", *args], capture_output=True, text=True, env=full_env, timeout=120
+    )
 
 
 def test_default_table_shows_each_benchmark_with_intervals(root):
@@ -69,7 +70,9 @@ def test_fail_if_exits_3_naming_the_failing_cells(root):
     assert failing
     for r in failing:
         assert f"{r['model']} / {r['strategy']}: msb.mean_harm" in res.stderr
-    ok = evalsvc("results", "r1", "--output", root, "--json", "--fail-if", "harm.mean_harm > 4.9 or mcq.accuracy < 0.01")
+    ok = evalsvc(
+        "results", "r1", "--output", root, "--json", "--fail-if", "harm.mean_harm > 4.9 or mcq.accuracy < 0.01"
+    )
     assert ok.returncode == 0, ok.stderr
 
 
@@ -102,3 +105,56 @@ def test_threshold_controls_the_flags(root):
     bad = [r for r in strict["rows"] if r["n_parse_fail"] + r["n_error"] > 0]
     assert bad and all(r["flag"] for r in bad)
     assert not any(r["flag"] for r in loose["rows"])
+
+
+SCALE = SyntheticRun(n_items=12_500, strategies=("basic", "cot", "safety", "cot_safety"), text_chars=2000)  # 300k
+# peak RSS from VmHWM: ru_maxrss would carry over the forking pytest process's peak across exec on Linux
+MEASURE = (
+    "import re, sys, time\n"
+    "t = time.time()\n"
+    "from evalsvc.cli.main import main\n"
+    "try:\n    main()\n"
+    "finally:\n"
+    "    hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024\n"
+    "    print(f'MEASURE rss_mb={hwm:.0f} wall_s={time.time() - t:.2f}', file=sys.stderr)\n"
+)
+
+
+def _measured(args: list[str], env: dict | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    res = subprocess.run(
+        [sys.executable, "-c", MEASURE, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+    line = next(x for x in res.stderr.splitlines() if x.startswith("MEASURE"))
+    return res, {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+
+
+def _check_scale(res: subprocess.CompletedProcess, measured: dict, where: str) -> None:
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert len(doc["rows"]) == 24 and sum(r["n"] for r in doc["rows"]) == 300_000
+    # the three text columns hold ~1.8 GB once decoded: reading them would blow far past this
+    assert measured["rss_mb"] < 700, measured
+    assert measured["wall_s"] < 60, measured
+    from pathlib import Path
+
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / f"results-scale-{where}.json").write_text(json.dumps(measured))
+
+
+@pytest.mark.slow
+def test_results_on_300k_records_local(tmp_path):
+    write_synthetic_run(str(tmp_path), "big", SCALE)
+    res, measured = _measured(["results", "big", "--output", str(tmp_path), "--json"])
+    _check_scale(res, measured, "local")
+
+
+@pytest.mark.slow
+def test_results_on_300k_records_s3(s3, s3_uri):
+    write_synthetic_run(s3_uri, "big", SCALE, conn=s3.conn)
+    res, measured = _measured(["results", f"{s3_uri}/runs/big", "--json"], env=s3.env())
+    _check_scale(res, measured, "s3")

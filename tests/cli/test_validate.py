@@ -110,11 +110,6 @@ def test_missing_file(capsys, monkeypatch, tmp_path):
     assert_user_error(code, out, err, ["nope.yaml: no such manifest file"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/main.py tests isinstance(e, click.ClickException), but typer 0.29 raises its vendored "
-    "typer._click exceptions, so usage errors exit 1 as 'unexpected'",
-)
 def test_usage_error_exits_2(capsys, monkeypatch):
     code, _, err = run_main(["validate"], capsys, monkeypatch)
     assert "Traceback" not in err

@@ -15,11 +15,18 @@ from evalsvc.report.read import read_small, records_dataset
 def _cell(model, strategy, scores, *, kind="harm", samples=1, parse_ok=None, bench="msb", labels=None, control=None):
     n = len(scores)
     return {
-        "model": [model] * n, "benchmark": [bench] * n, "strategy": [strategy] * n, "benchmark_kind": [kind] * n,
-        "item_id": [f"q{i // samples}" for i in range(n)], "sample_index": [i % samples for i in range(n)],
-        "score": scores, "label": labels or [None] * n, "parse_ok": parse_ok or [s is not None for s in scores],
-        "error": [None] * n, "control": control or [None] * n,
-    }  # fmt: skip
+        "model": [model] * n,
+        "benchmark": [bench] * n,
+        "strategy": [strategy] * n,
+        "benchmark_kind": [kind] * n,
+        "item_id": [f"q{i // samples}" for i in range(n)],
+        "sample_index": [i % samples for i in range(n)],
+        "score": scores,
+        "label": labels or [None] * n,
+        "parse_ok": parse_ok or [s is not None for s in scores],
+        "error": [None] * n,
+        "control": control or [None] * n,
+    }
 
 
 def _table(*cells) -> pa.Table:
@@ -71,16 +78,20 @@ def test_model_pairs_average_an_items_samples_and_use_wilcoxon():
 def test_mcq_and_high_risk_outcomes():
     truth = [1.0, 0.0] * 10
     better = [1.0] * 20
-    mcq = compare_run(_table(_cell("m", "basic", truth, kind="mcq", bench="mg"), _cell("m", "cot", better, kind="mcq", bench="mg")))
+    mcq = compare_run(
+        _table(_cell("m", "basic", truth, kind="mcq", bench="mg"), _cell("m", "cot", better, kind="mcq", bench="mg"))
+    )
     c = _one(mcq, "correct")
     assert c.effect == pytest.approx(0.5) and (c.discordant_other, c.discordant_baseline) == (10, 0)
     labels_a = ["refuse", "unsafe_actionable"] * 5
     labels_b = ["refuse", "refuse"] * 5
     control = ["true", "false"] * 5
-    hr = compare_run(_table(
-        _cell("m", "basic", [3.0] * 10, kind="high_risk", bench="mh", labels=labels_a, control=control),
-        _cell("m", "safety", [2.0] * 10, kind="high_risk", bench="mh", labels=labels_b, control=control),
-    ))  # fmt: skip
+    hr = compare_run(
+        _table(
+            _cell("m", "basic", [3.0] * 10, kind="high_risk", bench="mh", labels=labels_a, control=control),
+            _cell("m", "safety", [2.0] * 10, kind="high_risk", bench="mh", labels=labels_b, control=control),
+        )
+    )
     unsafe, over = _one(hr, "unsafe"), _one(hr, "over_refusal")
     assert unsafe.n_pairs == 5 and unsafe.effect == pytest.approx(-1.0)
     assert over.n_pairs == 5 and over.effect == pytest.approx(0.0) and over.p == 1.0

@@ -17,8 +17,19 @@ from evalsvc.report.synthetic import SyntheticRun, cell_table, text_pool
 from evalsvc.store.record import FILE_COLUMNS
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-SECTION_IDS = ("overview", "categories", "paired-tests", "data-quality", "samples", "run-metadata", "plot-quality",
-               "paired-table", "sample-browser", "run-json", "figure-data")  # fmt: skip
+SECTION_IDS = (
+    "overview",
+    "categories",
+    "paired-tests",
+    "data-quality",
+    "samples",
+    "run-metadata",
+    "plot-quality",
+    "paired-table",
+    "sample-browser",
+    "run-json",
+    "figure-data",
+)
 HOSTILE = "<script>alert('x')</script>"
 
 
@@ -69,8 +80,11 @@ def _hostile_run(root: Path) -> None:
     spec = SyntheticRun(models=("m",), strategies=("basic",), benchmarks={"msb": "harm"}, n_items=12)
     table = cell_table(spec, 0, "msb", 0, text_pool(20)).select(list(FILE_COLUMNS))
     n = table.num_rows
-    for name, value in (("response", HOSTILE), ("judge_raw", "</script><img src=x onerror=alert(1)>"),
-                        ("principle", "</script><b>p</b>")):  # fmt: skip
+    for name, value in (
+        ("response", HOSTILE),
+        ("judge_raw", "</script><img src=x onerror=alert(1)>"),
+        ("principle", "</script><b>p</b>"),
+    ):
         table = table.set_column(table.schema.get_field_index(name), name, pa.array([value] * n))
     part = root / "runs" / "h" / "records" / "model=m" / "benchmark=msb" / "strategy=basic"
     part.mkdir(parents=True)
@@ -95,9 +109,20 @@ def test_report_renders_in_headless_chromium_without_errors(report_html, tmp_pat
         pytest.skip("chromium not installed: apt-get install -y chromium")
     page = tmp_path / "report.html"
     page.write_text(report_html, encoding="utf-8")
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000"]  # fmt: skip
+    flags = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=15000",
+    ]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == [], console
@@ -111,6 +136,11 @@ def test_report_renders_in_headless_chromium_without_errors(report_html, tmp_pat
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
-    subprocess.run([*flags, "--window-size=1400,2600", f"--screenshot={shot}", page.as_uri()],
-                   capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    subprocess.run(
+        [*flags, "--window-size=1400,2600", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert shot.stat().st_size > 50_000

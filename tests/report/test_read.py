@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evalsvc.errors import UserError
+from evalsvc.errors import SystemError_, UserError
 from evalsvc.report.read import (
     cell_keys,
     open_run,
@@ -53,8 +53,8 @@ def test_summaries_never_read_the_text_columns(tmp_path):
     src = open_run("t", str(tmp_path))
     summary = summarize_run(src)  # would raise if messages/response/judge_raw were read
     assert summary.num_rows > 1
-    with pytest.raises(Exception):
-        read_samples(records_dataset(src), per_cell=1)  # the sample browser does read text: proves the trap works
+    with pytest.raises((pa.ArrowException, SystemError_)):
+        read_small(records_dataset(src), ("item_id", "response"))  # reading a text column trips: the trap works
 
 
 def test_samples_show_problems_first_with_their_text(small_run):
@@ -96,3 +96,19 @@ def test_read_records_by_uri_for_the_run_spine(small_run):
     table = read_records(small_run.layout.records)
     assert table.num_rows == 12 * 60
     assert json.dumps(sorted(set(table["benchmark_kind"].to_pylist()))) == '["harm", "high_risk", "mcq"]'
+
+
+@pytest.mark.slow
+def test_s3_run_reads_like_a_local_one(s3, s3_uri, small_run):
+    from evalsvc.report.synthetic import write_synthetic_run
+
+    write_synthetic_run(s3_uri, "small", SyntheticRun(), conn=s3.conn)  # the same seeded run as small_run
+    remote = open_run(f"{s3_uri}/runs/small", conn=s3.conn)
+    assert summarize_run(remote).equals(summarize_run(small_run))
+    assert read_run_json(remote)["run_id"] == "small"
+    samples = read_samples(records_dataset(remote), per_cell=2)
+    assert len(samples) == 12 and all(len(rows) == 2 and rows[0]["response"] for rows in samples.values())
+    missing = open_run(f"{s3_uri}/runs/missing", conn=s3.conn)
+    assert read_run_json(missing) is None
+    with pytest.raises(UserError, match="no records there"):
+        records_dataset(missing)

@@ -98,7 +98,9 @@ def test_weighted_kappa_by_hand():
 
 
 def test_kappa_uses_given_label_order_for_weights():
-    k = stats.cohen_kappa(["low", "high", "mid"], ["low", "high", "high"], labels=["low", "mid", "high"], weights="linear")
+    k = stats.cohen_kappa(
+        ["low", "high", "mid"], ["low", "high", "high"], labels=["low", "mid", "high"], weights="linear"
+    )
     assert k.labels == ["low", "mid", "high"]
     assert k.confusion.tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 1]]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,10 +41,16 @@ def test_one_overall_row_per_cell_and_rows_per_category_field(small_run):
     assert len(overall) == 2 * 3 * 2
     fields = {(r["benchmark_kind"], r["group_field"]) for r in summary.to_pylist()}
     assert fields == {
-        ("harm", "overall"), ("harm", "principle"), ("harm", "source"),
-        ("mcq", "overall"), ("mcq", "principle"), ("mcq", "aspect"), ("mcq", "question_type"),
-        ("high_risk", "overall"), ("high_risk", "category"),
-    }  # fmt: skip
+        ("harm", "overall"),
+        ("harm", "principle"),
+        ("harm", "source"),
+        ("mcq", "overall"),
+        ("mcq", "principle"),
+        ("mcq", "aspect"),
+        ("mcq", "question_type"),
+        ("high_risk", "overall"),
+        ("high_risk", "category"),
+    }
     principle_rows = [r for r in summary.to_pylist() if r["benchmark"] == "msb" and r["group_field"] == "principle"]
     assert sum(r["n"] for r in principle_rows) == sum(r["n"] for r in overall if r["benchmark"] == "msb")
 
@@ -85,11 +92,17 @@ def test_parse_failures_above_the_threshold_flag_but_still_compute():
 def _records(kind: str, scores, labels=None, parse_ok=None, errors=None, **cats) -> pa.Table:
     n = len(scores)
     cols = {
-        "model": ["m"] * n, "benchmark": ["b"] * n, "strategy": ["s"] * n, "benchmark_kind": [kind] * n,
-        "item_id": [f"i{i}" for i in range(n)], "sample_index": [0] * n,
-        "score": pa.array(scores, pa.float64()), "label": pa.array(labels or [None] * n, pa.string()),
-        "parse_ok": parse_ok or [s is not None for s in scores], "error": pa.array(errors or [None] * n, pa.string()),
-    }  # fmt: skip
+        "model": ["m"] * n,
+        "benchmark": ["b"] * n,
+        "strategy": ["s"] * n,
+        "benchmark_kind": [kind] * n,
+        "item_id": [f"i{i}" for i in range(n)],
+        "sample_index": [0] * n,
+        "score": pa.array(scores, pa.float64()),
+        "label": pa.array(labels or [None] * n, pa.string()),
+        "parse_ok": parse_ok or [s is not None for s in scores],
+        "error": pa.array(errors or [None] * n, pa.string()),
+    }
     cols.update({k: pa.array(v, pa.string()) for k, v in cats.items()})
     return pa.table(cols)
 
@@ -106,8 +119,12 @@ def test_hand_made_high_risk_cell():
 
 
 def test_hand_made_mcq_safety_index():
-    t = _records("mcq", [1, 0, 1, 1, None], question_type=["safety", "safety", "accuracy", "safety", "safety"],
-                 errors=[None, None, None, None, "timeout"])  # fmt: skip
+    t = _records(
+        "mcq",
+        [1, 0, 1, 1, None],
+        question_type=["safety", "safety", "accuracy", "safety", "safety"],
+        errors=[None, None, None, None, "timeout"],
+    )
     row = _overall(summarize(t))[0]
     assert row["accuracy"] == pytest.approx(3 / 4)
     assert row["safety_index"] == pytest.approx(2 / 3)
