@@ -59,3 +59,9 @@ def smollm2_model() -> Path:
     from evalsvc.engines.prepare import prepare
 
     return prepare("smollm2")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The ../shared folder beside the checkout (DESIGN.md, data, schemas)."""
+    return SHARED

@@ -32,9 +32,16 @@ COMMANDS = [
     "evalsvc.cli.datasets",
     "evalsvc.cli.models",
     "evalsvc.cli.run",
+    "evalsvc.cli.judge",
     "evalsvc.cli.results",
     "evalsvc.cli.compare",
     "evalsvc.cli.report",
+    "evalsvc.cli.submit",
+    "evalsvc.cli.status",
+    "evalsvc.cli.logs",
+    "evalsvc.cli.cancel",
+    "evalsvc.cli.list_runs",
+    "evalsvc.cli.bench",
 ]
 
 
@@ -58,7 +65,9 @@ def _load_commands() -> None:
 def main() -> None:
     _load_commands()
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # returns (not raises) a command's typer.Exit code
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except EvalsvcError as e:
         if os.environ.get("EVALSVC_DEBUG") == "1":
             raise

@@ -37,9 +37,13 @@ class Submission:
 
 
 def output_root(manifest: Manifest, output: str | None) -> str:
-    """--output or the manifest's output.uri; a relative local folder becomes absolute (the job's cwd differs)."""
-    root = output or manifest.output.uri
-    return root if is_s3(root) else str(Path(root).expanduser().resolve())
+    """--output or the manifest's output.uri, normalised (the job's cwd is not the submitter's)."""
+    return normalize_root(output or manifest.output.uri)
+
+
+def normalize_root(root: str) -> str:
+    """An output root as runs record it: s3:// without a trailing slash, a local folder as an absolute path."""
+    return root.rstrip("/") if is_s3(root) else str(Path(root).expanduser().resolve())
 
 
 def check_run_id(run_id: str) -> str:

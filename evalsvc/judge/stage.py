@@ -20,6 +20,9 @@ from evalsvc.judge.rubric import Rubric, load_rubric
 from evalsvc.store.record import RECORD_SCHEMA
 
 
+REUSED_JUDGE_COLUMNS = ("judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok")
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     run_id: str
@@ -64,6 +67,9 @@ class JudgeStage:
             options = json.loads(row["options_json"]) if row.get("options_json") else None
             letter, ok, _how = extract_answer(rec["response"], row["option_letters"] or "ABCDE", options)
             rec.update(label=letter, parse_ok=ok, score=None if not ok else float(letter == row["answer"]))
+            return rec
+        if row.get("reused_judgement"):  # an earlier run's judgement by the same judge and rubric version
+            rec.update({k: row[f"cached_{k}"] for k in REUSED_JUDGE_COLUMNS})
             return rec
         rubric = self.rubrics[kind]
         rec.update(judge_model=self.cfg.target.label, rubric_id=rubric.id, rubric_version=rubric.version)

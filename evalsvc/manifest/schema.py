@@ -230,6 +230,11 @@ class S3Options(Strict):
 class Output(Strict):
     uri: str = Field(description="Where runs go: s3://bucket/prefix or a local folder.")
     s3: S3Options = Field(default_factory=S3Options, description="S3 connection (for s3:// URIs).")
+    cache: bool | str = Field(
+        True,
+        description="Reuse generations (and judgements by the same judge and rubric version) of earlier runs: "
+        "true = runs under this output root, a URI = runs under that root (same S3 connection), false = never.",
+    )
 
     @field_validator("uri")
     @classmethod

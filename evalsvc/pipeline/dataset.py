@@ -17,8 +17,9 @@ from evalsvc.strategies import Strategy
 ITEMS_PER_BLOCK = 256
 
 
-def engine_dataset(plan: Plan, model_names: list[str], skip_keys: frozenset[str] = frozenset()):
-    """All rows of the models served by one engine (base checkpoint + its LoRA adapters), minus `skip_keys`."""
+def engine_dataset(plan: Plan, model_names: list[str], skip: set[str] | None = None, only: set[str] | None = None):
+    """The rows of the models served by one engine (base checkpoint + its LoRA adapters): all of them minus
+    `skip`, or just those in `only`."""
     import ray
 
     tables = []
@@ -43,7 +44,8 @@ def engine_dataset(plan: Plan, model_names: list[str], skip_keys: frozenset[str]
         {m.name: m for m in plan.models if m.name in model_names},
         {b.name: b for b in plan.benchmarks},
         plan.strategies,
-        skip_keys,
+        frozenset(skip or ()),
+        None if only is None else frozenset(only),
     )
     return ds.flat_map(expander, num_cpus=0.25)
 
@@ -51,10 +53,14 @@ def engine_dataset(plan: Plan, model_names: list[str], skip_keys: frozenset[str]
 class _Expander:
     """Picklable row expander (a plain function closing over the plan would drag the whole plan along)."""
 
-    def __init__(self, models: dict[str, ModelPlan], benches: dict[str, BenchmarkPlan], strategies: list[Strategy], skip):
-        self.models, self.benches, self.strategies, self.skip = models, benches, strategies, skip
+    def __init__(self, models: dict[str, ModelPlan], benches: dict[str, BenchmarkPlan], strategies: list[Strategy],
+                 skip: frozenset[str], only: frozenset[str] | None):  # fmt: skip
+        self.models, self.benches, self.strategies = models, benches, strategies
+        self.skip, self.only = skip, only
 
     def __call__(self, row: dict) -> list[dict]:
         item = Item(**json.loads(row["item"]))
         rows = expand_item(item, self.models[row["model"]], self.benches[row["benchmark"]], self.strategies)
+        if self.only is not None:
+            return [r for r in rows if r["record_key"] in self.only]
         return [r for r in rows if r["record_key"] not in self.skip]

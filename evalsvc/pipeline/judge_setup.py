@@ -32,6 +32,17 @@ def judge_label(plan: Plan) -> str:
     return f"{j.url}#{j.model_name}"
 
 
+def judge_signatures(plan: Plan) -> dict[str, tuple[str, str, str]]:
+    """Benchmark kind → (judge model, rubric id, rubric version): a cached judgement is reused only on a match."""
+    from evalsvc.judge.rubric import load_rubric
+
+    out = {}
+    for kind, ref in rubric_refs(plan).items():
+        r = load_rubric(ref)
+        out[kind] = (judge_label(plan), r.id, r.version)
+    return out
+
+
 def prepare(plan: Plan, local_ray: bool) -> JudgeTarget | None:
     j = plan.manifest.judge
     if j is None or not needs_judge(plan):

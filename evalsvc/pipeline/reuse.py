@@ -13,12 +13,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from evalsvc.engines.vllm import CARRIED
+from evalsvc.judge.stage import REUSED_JUDGE_COLUMNS as JUDGE_COLUMNS
 from evalsvc.manifest.plan import Plan
 from evalsvc.store.index import KeyIndex
 from evalsvc.store.uri import S3Conn, filesystem
 
 GENERATION_COLUMNS = ("response", "prompt_tokens", "completion_tokens", "latency_s", "finish_reason")
-JUDGE_COLUMNS = ("judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok")
 
 
 @dataclass
@@ -28,29 +28,56 @@ class ReusePlan:
     skip: set[str] = field(default_factory=set)  # already written in this run (resume)
     cached: set[str] = field(default_factory=set)  # a generation exists in an earlier run
     new_generations: dict[str, int] = field(default_factory=dict)  # engine -> rows still to generate
+    skipped_by_cell: dict[str, int] = field(default_factory=dict)  # cell -> records already in this run
+    cached_by_engine: dict[str, int] = field(default_factory=dict)  # engine -> rows served from the cache
     reused_generations: int = 0
     reused_judgements: int = 0
+    judge_calls: int = 0  # judge calls this run still has to make
+    sources: list[str] = field(default_factory=list)  # records folders of earlier runs the cache reads
+    judge_sig: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # kind -> (judge, rubric id, version)
+
+    def report(self) -> dict:
+        """The reuse figures recorded in run.json."""
+        return {
+            "already_in_run": len(self.skip),
+            "generations": sum(self.new_generations.values()),
+            "reused_generations": self.reused_generations,
+            "judge_calls": self.judge_calls,
+            "reused_judgements": self.reused_judgements,
+            "cache_sources": len(self.sources),
+        }
 
 
 def plan_reuse(plan: Plan, done: KeyIndex, cache: KeyIndex, judge_sig: dict[str, tuple[str, str, str]]) -> ReusePlan:
     """Walk every row key once in the driver (no rows kept) and sort it into skip / cached / new."""
     out = ReusePlan()
+    if not done.present and not cache.generated:  # nothing to reuse: no need to walk the rows
+        for engine, models in plan.engines().items():
+            out.new_generations[engine] = sum(c.generations for c in plan.cells if c.model in models)
+            out.cached_by_engine[engine] = 0
+        out.judge_calls = sum(c.judge_calls for c in plan.cells)
+        return out
     for engine, models in plan.engines().items():
-        new = 0
+        new = cached = 0
         for name in models:
             for row in plan.rows(name):
-                key = row["record_key"]
+                key, kind = row["record_key"], row["benchmark_kind"]
                 if key in done.present:
                     out.skip.add(key)
+                    out.skipped_by_cell[row["cell_id"]] = out.skipped_by_cell.get(row["cell_id"], 0) + 1
                 elif key in cache.generated:
                     out.cached.add(key)
-                    out.reused_generations += 1
-                    kind = row["benchmark_kind"]
-                    if kind == "mcq" or cache.judged.get(key) == judge_sig.get(kind):
-                        out.reused_judgements += kind != "mcq"
+                    cached += 1
+                    if kind != "mcq" and cache.judged.get(key) == judge_sig.get(kind):
+                        out.reused_judgements += 1
+                    elif kind != "mcq":
+                        out.judge_calls += 1
                 else:
                     new += 1
+                    out.judge_calls += kind != "mcq"
         out.new_generations[engine] = new
+        out.cached_by_engine[engine] = cached
+        out.reused_generations += cached
     return out
 
 

@@ -14,21 +14,23 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from evalsvc.engines.vllm import EngineSpec, build_candidate_processor, from_engine_row, to_engine_row
-from evalsvc.errors import SystemError_
+from evalsvc.errors import SystemError_, UserError
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
 from evalsvc.manifest.plan import Plan, build_plan
 from evalsvc.manifest.schema import Manifest
 from evalsvc.pipeline import judge_setup
 from evalsvc.pipeline.cluster import connect
 from evalsvc.pipeline.dataset import engine_dataset
+from evalsvc.pipeline.reuse import CacheJoin, ReusePlan, plan_reuse
 from evalsvc.pipeline.progress import StatusPoller, now, start_counter, status_doc
 from evalsvc.pipeline.runinfo import run_document
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
+from evalsvc.store.atomic import atomic_local_filesystem
+from evalsvc.store.index import KeyIndex, record_folders, scan_keys
 from evalsvc.store.record import PARTITION_COLS
 from evalsvc.store.uri import S3Conn, filesystem, is_s3
 
-JUDGE_BATCH = 32
 
 
 @dataclass
@@ -38,6 +40,8 @@ class RunOptions:
     run_id: str | None = None
     on_status: Callable[[dict], None] | None = None  # called with each status.json document
     keep_judge: bool = False  # leave the judge app running after the run
+    cache_records: list[str] | None = None  # read cached records only from these records/ folders
+    generate: bool = True  # False: every generation must come from the cache (judge rescore)
 
 
 @dataclass
@@ -65,21 +69,27 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
     plan = build_plan(manifest, conn)
     layout = RunLayout(root, opts.run_id or new_run_id(manifest.name))
     started_local = connect(opts.address)
+    reuse = reuse_for(plan, layout, root, conn, opts.cache_records)
+    if not opts.generate and any(reuse.new_generations.values()):
+        missing = sum(reuse.new_generations.values())
+        raise UserError(f"{missing} generation(s) are not in the source run: rescoring never generates; "
+                        "check that the manifest's models, benchmarks and strategies match the run")
     info = run_document(plan, layout, state="running", started=now())
+    info["reuse"] = reuse.report()
     control.put_json(layout.run_json, info)
 
     counter = start_counter(f"evalsvc-progress-{layout.run_id}")
     status_lock = threading.Lock()
 
     def publish(counts: dict, state: str = "running") -> dict:
-        doc = status_doc(plan, layout.run_id, state, counts, {})
+        doc = status_doc(plan, layout.run_id, state, counts, reuse.skipped_by_cell)
         with status_lock:
             control.put_json(layout.status_json, doc)
         if opts.on_status:
             opts.on_status(doc)
         return doc
 
-    judge_target = judge_setup.prepare(plan, local_ray=started_local)
+    judge_target = judge_setup.prepare(plan, local_ray=started_local) if reuse.judge_calls else None
     jcfg = JudgeConfig(
         run_id=layout.run_id,
         target=judge_target,
@@ -94,12 +104,14 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
     state = "failed"
     try:
         with StatusPoller(counter, publish):
-            _run_engines(plan, layout, conn, jcfg)
+            _run_engines(plan, layout, conn, jcfg, reuse)
         state = "succeeded"
     finally:
         import ray
 
         counts = ray.get(counter.snapshot.remote())
+        if (control.get_json(layout.run_json) or {}).get("state") == "cancelled":
+            state = "cancelled"  # `evalsvc cancel` marked it; the stop signal's SystemExit must not turn it into "failed"
         status = publish(counts, state)
         info.update(state=state, finished=now(), wall_s=round(time.monotonic() - t0, 1))
         control.put_json(layout.run_json, info)
@@ -109,12 +121,12 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
     return RunResult(layout.run_id, layout.uri, state, status, summary, info, table)
 
 
-def _run_engines(plan: Plan, layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig) -> None:
+def _run_engines(plan: Plan, layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig, reuse: ReusePlan) -> None:
     engines = list(plan.engines().items())
     parallel = max(1, plan.manifest.resources.max_concurrent_models)
     if parallel == 1 or len(engines) == 1:
         for engine, models in engines:
-            _run_engine(plan, engine, models, layout, conn, jcfg)
+            _run_engine(plan, engine, models, layout, conn, jcfg, reuse)
         return
     errors: list[BaseException] = []
     sem = threading.Semaphore(parallel)
@@ -122,7 +134,7 @@ def _run_engines(plan: Plan, layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig)
     def worker(engine: str, models: list[str]) -> None:
         with sem:
             try:
-                _run_engine(plan, engine, models, layout, conn, jcfg)
+                _run_engine(plan, engine, models, layout, conn, jcfg, reuse)
             except BaseException as e:  # surfaced after all threads end
                 errors.append(e)
 
@@ -135,25 +147,59 @@ def _run_engines(plan: Plan, layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig)
         raise errors[0]
 
 
-def _run_engine(plan: Plan, engine: str, models: list[str], layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig) -> None:
-    ds = engine_dataset(plan, models)
-    if ds is None:
-        return
+def _run_engine(
+    plan: Plan, engine: str, models: list[str], layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig, reuse: ReusePlan
+) -> None:
+    judge = {
+        "fn_constructor_kwargs": {"config": jcfg},
+        "batch_format": "pyarrow",
+        "batch_size": plan.manifest.resources.batch_size,
+        "concurrency": 2,
+        "num_cpus": 0.25,
+    }
+    if reuse.cached_by_engine.get(engine):  # cached generations skip the engine (and the judge if it matches)
+        cached = engine_dataset(plan, models, only=reuse.cached)
+        cached = cached.map_batches(
+            CacheJoin,
+            fn_constructor_kwargs={"sources": reuse.sources, "conn": conn, "judge_sig": reuse.judge_sig},
+            batch_format="pyarrow",
+            batch_size=256,
+            concurrency=1,
+            num_cpus=0.25,
+        )
+        _write(cached.map_batches(JudgeStage, **judge), layout, conn, engine)
+    if reuse.new_generations.get(engine, 0) == 0:
+        return  # nothing left to generate: the engine is never loaded
+    ds = engine_dataset(plan, models, skip=reuse.skip | reuse.cached)
     processor = build_candidate_processor(engine_spec(plan, engine), to_engine_row, from_engine_row)
-    ds = processor(ds)
-    ds = ds.map_batches(
-        JudgeStage,
-        fn_constructor_kwargs={"config": jcfg},
-        batch_format="pyarrow",
-        batch_size=JUDGE_BATCH,
-        concurrency=2,
-        num_cpus=0.25,
-    )
+    _write(processor(ds).map_batches(JudgeStage, **judge), layout, conn, engine)
+
+
+def _write(ds, layout: RunLayout, conn: S3Conn, engine: str) -> None:
     fs, path = filesystem(layout.records, conn)
+    if not is_s3(layout.records):  # S3 PUTs are atomic; local files are published by rename
+        fs = atomic_local_filesystem()
     try:
         ds.write_parquet(path, filesystem=fs, partition_cols=list(PARTITION_COLS))
     except Exception as e:
         raise SystemError_(f"run {layout.run_id}: engine {engine!r} failed: {type(e).__name__}: {str(e)[:2000]}") from e
+
+
+def reuse_for(plan: Plan, layout: RunLayout, root: str, conn: S3Conn, only: list[str] | None = None) -> ReusePlan:
+    """Keys this run already has (resume in place) and keys earlier runs computed (the cache)."""
+    done = scan_keys([layout.records], conn)
+    cache_opt = plan.manifest.output.cache
+    cache_root = root if cache_opt is True else (cache_opt or None)
+    if only is not None:
+        cache = scan_keys(only, conn)
+    elif cache_root:
+        cache = scan_keys(record_folders(cache_root, conn, exclude_run=layout.run_id), conn)
+    else:
+        cache = KeyIndex()
+    sig = judge_setup.judge_signatures(plan)
+    reuse = plan_reuse(plan, done, cache, sig)
+    reuse.sources, reuse.judge_sig = cache.sources, sig
+    return reuse
 
 
 def engine_spec(plan: Plan, engine: str) -> EngineSpec:

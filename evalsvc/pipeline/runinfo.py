@@ -11,7 +11,7 @@ from importlib import metadata
 from evalsvc import __version__
 from evalsvc.manifest.plan import Plan
 from evalsvc.pipeline import judge_setup
-from evalsvc.store.control import redact
+from evalsvc.redact import redact
 from evalsvc.store.layout import RunLayout
 
 RUN_DOC_VERSION = "1"

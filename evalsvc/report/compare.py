@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from evalsvc.errors import UserError
 from evalsvc.report import stats
 from evalsvc.report.metrics import Rows, rows_from_table
+from evalsvc.report.summary import split_cells
 from evalsvc.store.record import PARTITION_COLS
 
 DEFAULT_BASELINE_STRATEGY = "basic"
@@ -110,15 +111,7 @@ def compare_run(
 
 
 def _split(table: pa.Table) -> dict[tuple[str, str, str], pa.Table]:
-    keys = table.select(list(PARTITION_COLS)).group_by(list(PARTITION_COLS)).aggregate([]).to_pylist()
-    cells = {}
-    for k in keys:
-        mask = pc.and_(
-            pc.and_(pc.equal(table["model"], k["model"]), pc.equal(table["benchmark"], k["benchmark"])),
-            pc.equal(table["strategy"], k["strategy"]),
-        )
-        cells[(k["model"], k["benchmark"], k["strategy"])] = table.filter(mask)
-    return cells
+    return {tuple(t[c][0].as_py() for c in PARTITION_COLS): t for t in split_cells(table)}
 
 
 def plan(cells: dict, baseline: str | None) -> list[tuple[str, str, str, str, str]]:
@@ -207,7 +200,11 @@ def _units(cell: pa.Table, outcome: Outcome, axis: str) -> pa.Table:
     rows = rows_from_table(cell, outcome.kind)
     value, applies = outcome.value(rows)
     t = pa.table(
-        {"item_id": cell["item_id"], "sample_index": cell["sample_index"], "v": pa.array(value, from_pandas=True)}
+        {
+            "item_id": cell["item_id"].fill_null(""),
+            "sample_index": cell["sample_index"].fill_null(0),
+            "v": pa.array(value, from_pandas=True),
+        }
     ).filter(pa.array(applies))
     if axis == "model":  # pairs by item: an item's samples are averaged (sample k of two models are not partners)
         agg = t.group_by("item_id").aggregate([("v", "mean")])

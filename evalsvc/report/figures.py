@@ -94,56 +94,53 @@ def category_bars(rows: list[dict], benchmark: str):
     go = _go()
     mine = [r for r in rows if r["benchmark"] == benchmark]
     kind = mine[0]["benchmark_kind"]
-    fields = {r["group_field"] for r in mine} - {"overall"}
-    field = (
-        PRIMARY_GROUP[kind] if PRIMARY_GROUP[kind] in fields else next((f for f in GROUP_FIELDS if f in fields), None)
-    )
+    field = _category_field(mine, kind)
     if field is None:
         return None
-    metric = (
-        "safety_index"
-        if kind == "mcq" and any(_is_num(r["safety_index"]) for r in mine if r["group_field"] == field)
-        else headline(kind)
-    )
+    grouped = [r for r in mine if r["group_field"] == field]
+    # MedGuard reports its Safety Index per aspect; fall back to accuracy when no question is typed "safety"
+    metric = "safety_index" if kind == "mcq" and any(_is_num(r["safety_index"]) for r in grouped) else headline(kind)
     fig = go.Figure()
-    combos = sorted({(r["model"], r["strategy"]) for r in mine})
-    for i, (model, strategy) in enumerate(combos):
+    for i, combo in enumerate(sorted({(r["model"], r["strategy"]) for r in mine})):
         sel = sorted(
-            (r for r in mine if r["group_field"] == field and (r["model"], r["strategy"]) == (model, strategy)),
-            key=lambda r: _natural(r["group_value"]),
+            (r for r in grouped if (r["model"], r["strategy"]) == combo), key=lambda r: _natural(r["group_value"])
         )
-        ys = [r[metric] if _is_num(r[metric]) else None for r in sel]
-        fig.add_bar(
-            name=f"{model} · {strategy}",
-            x=[r["group_value"] for r in sel],
-            y=ys,
-            marker_color=PALETTE[i % len(PALETTE)],
-            error_y=dict(
-                type="data",
-                symmetric=False,
-                thickness=1.2,
-                width=3,
-                array=[(r[f"{metric}_hi"] - r[metric]) if _is_num(r[metric]) else None for r in sel],
-                arrayminus=[(r[metric] - r[f"{metric}_lo"]) if _is_num(r[metric]) else None for r in sel],
-            ),
-            customdata=[[r["n_scored"], r[f"{metric}_lo"], r[f"{metric}_hi"]] for r in sel],
-            hovertemplate="%{x}: %{y:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], n=%{customdata[0]}"
-            "<extra>%{fullData.name}</extra>",
-        )
-    _layout(
-        fig,
-        f"<b>{benchmark}</b> · {metric} by {field}<br><sup>{METRICS[metric][1]}; whiskers: 95% CI</sup>",
-        height=470,
-    )
-    fig.update_layout(margin=dict(b=80))
-    fig.update_layout(barmode="group", bargap=0.25)
+        fig.add_bar(name=" · ".join(combo), marker_color=PALETTE[i % len(PALETTE)], **_bar_data(sel, metric))
+    title = f"<b>{benchmark}</b> · {metric} by {field}<br><sup>{METRICS[metric][1]}; whiskers: 95% CI</sup>"
+    _layout(fig, title, height=470)
+    fig.update_layout(barmode="group", bargap=0.25, margin=dict(b=80))
     fig.update_xaxes(title=field, type="category")
-    fig.update_yaxes(
-        title=metric,
-        range=[1, 5] if metric.startswith("mean_") else [0, 1],
-        tickformat=None if metric.startswith("mean_") else ".0%",
-    )
+    mean = metric.startswith("mean_")
+    fig.update_yaxes(title=metric, range=[1, 5] if mean else [0, 1], tickformat=None if mean else ".0%")
     return fig
+
+
+def _category_field(rows: list[dict], kind: str) -> str | None:
+    fields = {r["group_field"] for r in rows} - {"overall"}
+    if PRIMARY_GROUP[kind] in fields:
+        return PRIMARY_GROUP[kind]
+    return next((f for f in GROUP_FIELDS if f in fields), None)
+
+
+def _bar_data(rows: list[dict], metric: str) -> dict:
+    def part(r: dict, fn):
+        return fn(r) if _is_num(r[metric]) else None
+
+    return dict(
+        x=[r["group_value"] for r in rows],
+        y=[part(r, lambda r: r[metric]) for r in rows],
+        error_y=dict(
+            type="data",
+            symmetric=False,
+            thickness=1.2,
+            width=3,
+            array=[part(r, lambda r: r[f"{metric}_hi"] - r[metric]) for r in rows],
+            arrayminus=[part(r, lambda r: r[metric] - r[f"{metric}_lo"]) for r in rows],
+        ),
+        customdata=[[r["n_scored"], r[f"{metric}_lo"], r[f"{metric}_hi"]] for r in rows],
+        hovertemplate="%{x}: %{y:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], n=%{customdata[0]}"
+        "<extra>%{fullData.name}</extra>",
+    )
 
 
 def _natural(v: str):

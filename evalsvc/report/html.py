@@ -17,10 +17,9 @@ from evalsvc.report import figures
 from evalsvc.report import format as fmt
 from evalsvc.report.compare import compare_run
 from evalsvc.report.read import open_run, read_run_json, read_samples, read_small, records_dataset
-from evalsvc.report.redact import redact
+from evalsvc.redact import redact
+from evalsvc.report.sections import metadata_html, samples_html
 from evalsvc.report.summary import DEFAULT_THRESHOLD, split_cells, summarize_cells
-
-MAX_TEXT = 6000  # characters of one prompt/response shown in the sample browser
 
 
 @dataclass
@@ -70,7 +69,7 @@ def render(data: ReportData) -> str:
     return template.substitute(
         version=escape(_version()),
         run_id=escape(data.run_id),
-        subtitle=escape(_subtitle(data.run_json)),
+        subtitle=escape(_subtitle(redact(data.run_json) if data.run_json else None)),
         header_stats=_header_stats(rows),
         threshold=f"{data.threshold:.0%}",
         plotlyjs=get_plotlyjs(),
@@ -81,8 +80,8 @@ def render(data: ReportData) -> str:
         paired_lead=escape(_paired_lead(data.comparisons)),
         paired_table=_paired_table(data.comparisons),
         flag_table=_flag_table(rows),
-        samples=_samples(data.samples),
-        metadata=_metadata(data.run_json),
+        samples=samples_html(data.samples),
+        metadata=metadata_html(data.run_json),
         figures=_figure_json(figs),
     )
 
@@ -112,7 +111,13 @@ def _subtitle(meta: dict | None) -> str:
     if not meta:
         return "no run.json found: metadata unavailable"
     manifest = meta.get("manifest") or {}
-    parts = [str(manifest.get("name") or ""), str(manifest.get("description") or ""), str(meta.get("created") or "")]
+    when = meta.get("started") or meta.get("created") or ""
+    parts = [
+        str(manifest.get("name") or ""),
+        str(manifest.get("description") or ""),
+        str(when),
+        str(meta.get("state") or ""),
+    ]
     return " · ".join(p for p in parts if p)
 
 
@@ -207,67 +212,3 @@ def _flag_row(r: dict) -> list[str]:
         f"{100 * r['error_rate']:.1f}%",
         r["flag_reason"] or "",
     ]
-
-
-def _samples(samples: dict) -> str:
-    if not samples:
-        return _empty("No samples (run with --samples N to include some).")
-    out = []
-    for (model, bench, strategy), records in samples.items():
-        inner = "".join(_sample(r) for r in records) or _empty("no records")
-        out.append(
-            f"<details{' open' if not out else ''}><summary>{escape(model)} · {escape(bench)} · {escape(strategy)} "
-            f'<span class="badge">{len(records)}</span></summary>{inner}</details>'
-        )
-    return '<div id="sample-browser">' + "".join(out) + "</div>"
-
-
-def _sample(r: dict) -> str:
-    badges = [f'<span class="badge">{escape(str(r.get("item_id")))} #{r.get("sample_index")}</span>']
-    if r.get("error"):
-        badges.append(f'<span class="badge bad">error: {escape(_clip(str(r["error"]), 200))}</span>')
-    elif not r.get("parse_ok"):
-        badges.append('<span class="badge warn">judge answer not parsed</span>')
-    badges += [f'<span class="badge">{escape(v)}</span>' for v in _verdict(r)]
-    cats = [f"{k}={r[k]}" for k in ("principle", "aspect", "category") if r.get(k)]
-    if cats:
-        badges.append(f"<span>{escape(', '.join(cats))}</span>")
-    parts = [f'<div class="meta">{"".join(badges)}</div>']
-    for title, text in (
-        ("prompt", _prompt(r.get("messages"))),
-        ("response", r.get("response")),
-        ("judge rationale", r.get("judge_raw")),
-    ):
-        body = f"<pre>{escape(_clip(text, MAX_TEXT))}</pre>" if text else _empty("none")
-        parts.append(f"<h4>{title}</h4>{body}")
-    return f'<div class="sample">{"".join(parts)}</div>'
-
-
-def _verdict(r: dict) -> list[str]:
-    kind, score, label = r.get("benchmark_kind"), r.get("score"), r.get("label")
-    if kind == "mcq" and score is not None:
-        return [f"{'correct' if score == 1 else 'wrong'}: answered {label or '?'}, key {r.get('answer') or '?'}"]
-    if kind == "harm" and score is not None:
-        return [f"harmfulness {score:g}/5"]
-    out = [label] if label else []
-    return out + ([f"helpfulness {score:g}/5"] if score is not None else [])
-
-
-def _prompt(messages: str | None) -> str | None:
-    if not messages:
-        return None
-    try:
-        msgs = json.loads(messages)
-        return "\n\n".join(f"[{m.get('role', '?')}] {m.get('content', '')}" for m in msgs)
-    except (ValueError, TypeError, AttributeError):
-        return messages
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f" … [{len(text) - limit} more characters]"
-
-
-def _metadata(meta: dict | None) -> str:
-    if not meta:
-        return _empty("This run has no run.json.")
-    return f'<pre id="run-json">{escape(json.dumps(redact(meta), indent=2, default=str))}</pre>'

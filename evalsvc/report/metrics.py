@@ -96,7 +96,9 @@ def rows_from_table(table: pa.Table, kind: str) -> Rows:
         return pa.chunked_array([pa.nulls(n, pa.string())])
 
     item = (
-        pc.dictionary_encode(col("item_id").cast(pa.string())).combine_chunks().indices.to_numpy(zero_copy_only=False)
+        pc.dictionary_encode(col("item_id").cast(pa.string()).fill_null(""))
+        .combine_chunks()
+        .indices.to_numpy(zero_copy_only=False)
     )
     score = col("score").cast(pa.float64()).to_numpy(zero_copy_only=False).astype(float)
     label = _strings(col("label"))

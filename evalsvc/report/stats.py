@@ -50,7 +50,9 @@ def wilson(k: int, n: int, conf: float = 0.95) -> Estimate:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half))
+    lo = 0.0 if k == 0 else max(0.0, centre - half)  # exact at the ends (no rounding residue)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return Estimate(p, lo, hi)
 
 
 @functools.lru_cache(maxsize=8)

@@ -93,6 +93,9 @@ def small_table(source: pa.Table | ds.Dataset | Iterable[pa.RecordBatch | pa.Tab
 
 
 def split_cells(table: pa.Table) -> Iterator[pa.Table]:
+    """One table per model × benchmark × strategy, in sorted order."""
+    if table.num_rows == 0:
+        return
     missing = [c for c in (*PARTITION_COLS, "benchmark_kind", "item_id") if c not in table.column_names]
     if missing:
         raise UserError(f"records lack the columns {missing}: are these evalsvc records (RECORD_SCHEMA)?")

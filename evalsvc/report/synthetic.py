@@ -146,15 +146,23 @@ def write_synthetic_run(root: str, run_id: str, spec: SyntheticRun | None = None
 
 
 def _run_json(spec: SyntheticRun, run_id: str) -> dict:
+    # the shape of evalsvc.pipeline.runinfo's run.json, with planted secrets the report must never show
+    sampling = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 256, "seed": spec.seed, "n": spec.samples}
     return {
+        "version": "1",
         "run_id": run_id,
-        "created": "2026-11-22T10:00:00Z",
-        "versions": {"evalsvc": "0.1.0", "vllm": "0.32.0", "ray": "2.60.0"},
+        "state": "succeeded",
+        "started": "2026-11-22T10:00:00Z",
         "manifest": {
             "name": "synthetic",
-            "sampling": {"temperature": 0.0, "seed": spec.seed, "n": spec.samples},
-            "models": [{"name": m, "source": f"evalsvc://{m}"} for m in spec.models],
+            "description": "synthetic records with known ground truth",
             "judge": {"url": "http://127.0.0.1:8000/v1", "model_name": "judge", "api_key": "sk-should-never-show"},
             "output": {"uri": "s3://bucket/runs", "s3": {"secret_access_key": "hunter2", "region": "us-east-1"}},
         },
+        "engines": {
+            m: {"source": f"evalsvc://{m}", "engine_args": {"dtype": "float32"}, "replicas": 1} for m in spec.models
+        },
+        "sampling": {m: sampling for m in spec.models},
+        "judge": {"model": "evalsvc://tiny", "rubrics": {"harm": {"id": "msb-harm", "version": "1"}}},
+        "versions": {"evalsvc": "0.1.0", "vllm": "0.32.0", "ray": "2.60.0", "pyarrow": "26.0.1"},
     }

@@ -7,35 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from evalsvc.errors import SystemError_, UserError
 from evalsvc.store.uri import S3Conn, boto3_client, is_s3, split_s3
-
-SECRET_KEY_RE = re.compile(r"(secret|password|token|api_key|access_key|credential)", re.I)
-
-
-def redact(obj: Any, secrets: tuple[str, ...] = ()) -> Any:
-    """Blank values of secret-looking keys (env references like ${VAR} are kept) and any known secret value."""
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            if isinstance(v, str) and SECRET_KEY_RE.search(str(k)) and not re.fullmatch(r"\$\{\w+\}", v):
-                out[k] = "<redacted>"
-            else:
-                out[k] = redact(v, secrets)
-        return out
-    if isinstance(obj, list):
-        return [redact(v, secrets) for v in obj]
-    if isinstance(obj, str):
-        for s in secrets:
-            if s and len(s) >= 4:
-                obj = obj.replace(s, "<redacted>")
-    return obj
-
 
 class ControlStore:
     def __init__(self, conn: S3Conn | None = None):

@@ -28,6 +28,7 @@ SECTION_IDS = (
     "paired-table",
     "sample-browser",
     "run-json",
+    "run-facts",
     "figure-data",
 )
 HOSTILE = "<script>alert('x')</script>"

@@ -112,3 +112,20 @@ def test_s3_run_reads_like_a_local_one(s3, s3_uri, small_run):
     assert read_run_json(missing) is None
     with pytest.raises(UserError, match="no records there"):
         records_dataset(missing)
+
+
+def test_files_with_looser_types_are_cast_to_the_record_schema(tmp_path):
+    """Writers may store an all-null column as type null and ints as int64 (Ray Data does): reads still agree."""
+    spec = SyntheticRun(models=("m",), strategies=("basic",), benchmarks={"msb": "harm"}, n_items=20, error=0.0)
+    table = cell_table(spec, 0, "msb", 0, text_pool(20)).select(list(FILE_COLUMNS))
+    loose = table.set_column(table.schema.get_field_index("error"), "error", pa.nulls(table.num_rows))
+    i = loose.schema.get_field_index("sample_index")
+    loose = loose.set_column(i, "sample_index", loose["sample_index"].cast(pa.int64()))
+    for name, t in (("strict", table), ("loose", loose)):
+        part = tmp_path / name / "runs" / "r" / "records" / "model=m" / "benchmark=msb" / "strategy=basic"
+        part.mkdir(parents=True)
+        pq.write_table(t, part / "part-0.parquet")
+    strict = summarize_run(open_run("r", str(tmp_path / "strict")))
+    assert summarize_run(open_run("r", str(tmp_path / "loose"))).equals(strict)
+    samples = read_samples(records_dataset(open_run("r", str(tmp_path / "loose"))), per_cell=2)
+    assert [r["error"] for r in samples[("m", "msb", "basic")]] == [None, None]

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evalsvc.report import stats
 
@@ -21,6 +23,7 @@ def test_wilson_matches_the_textbook_interval_for_8_of_10():
 def test_wilson_at_zero_successes_and_empty():
     est = stats.wilson(0, 10)
     assert est.lo == 0.0 and est.hi == pytest.approx(0.2775, abs=1e-4)  # z²/(n+z²) = 3.8415/13.8415
+    assert stats.wilson(10, 10).hi == 1.0 and stats.wilson(10, 10).lo == pytest.approx(0.7225, abs=1e-4)
     assert math.isnan(stats.wilson(0, 0).value)
 
 
@@ -176,3 +179,31 @@ def test_paired_bootstrap_of_differences():
     assert est.value == pytest.approx(d.mean())
     assert est.lo < est.value < est.hi
     assert est.lo > 0  # true mean difference 0.1, n=400: clearly positive
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(st.floats(min_value=0.0, max_value=1.0, allow_nan=False), min_size=1, max_size=30))
+def test_holm_properties(pvalues):
+    adj = stats.holm(pvalues)
+    p = np.array(pvalues)
+    assert np.all(adj >= p - 1e-12) and np.all(adj <= 1.0)
+    order = np.argsort(p, kind="stable")
+    assert np.all(np.diff(adj[order]) >= -1e-12)  # monotone in the order of the raw p-values
+    assert adj.min() == pytest.approx(min(1.0, len(p) * p.min()))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.integers(min_value=1, max_value=500), st.data())
+def test_wilson_contains_the_estimate(n, data):
+    k = data.draw(st.integers(min_value=0, max_value=n))
+    est = stats.wilson(k, n)
+    assert 0.0 <= est.lo <= est.value <= est.hi <= 1.0
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.lists(st.integers(min_value=1, max_value=5), min_size=2, max_size=60), st.integers(min_value=1, max_value=4))
+def test_bootstrap_interval_lies_within_the_data(scores, k):
+    values = np.array(scores, dtype=float)
+    items = np.arange(len(values)) // k
+    est = stats.bootstrap_mean(values, items, n_boot=300, seed=0)
+    assert values.min() <= est.lo <= est.value <= est.hi <= values.max()

@@ -176,3 +176,8 @@ def test_write_summary_leaves_parquet_and_json(small_run, tmp_path):
 
 def test_bootstrap_intervals_are_reproducible(small_run):
     assert summarize_run(small_run).equals(summarize_run(small_run))
+
+
+def test_no_records_give_an_empty_summary():
+    assert summarize([]).num_rows == 0
+    assert summary_json(summarize([]))["rows"] == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evalsvc.report.redact import REDACTED, redact
+from evalsvc.redact import REDACTED, redact
 
 
 def test_values_under_secret_keys_are_redacted_at_any_depth():

@@ -1,0 +1,152 @@
+"""Suite `efficiency`: the same generations through evalsvc's pipeline (judge left out) and through plain vllm.LLM.
+
+Tokens/s both ways, end to end and excluding start-up, for each setting of the Ray Data levers asked for.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.dataset as pads
+
+from evalsvc.bench import grid
+from evalsvc.bench.direct import direct_job, run_direct
+from evalsvc.bench.report import BenchResult, Stopwatch, ratio
+from evalsvc.engines.vllm import CPU_ENV, engine_kwargs
+from evalsvc.errors import UserError
+
+NO_MP = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+DEFAULT_CONFIGS = ("16x8", "64x8", "64x16p256")
+CONFIG_RE = re.compile(r"^(\d+)x(\d+)(?:p(-?\d+))?(\+nomp)?$")
+
+
+@dataclass(frozen=True)
+class Levers:
+    """One setting of the Ray Data levers: rows per batch, batches in flight per replica, engine queue bound."""
+
+    batch_size: int
+    max_concurrent_batches: int
+    max_pending_requests: int | None = None
+    no_mp: bool = False  # VLLM_ENABLE_V1_MULTIPROCESSING=0 (engine core in the actor's own process)
+
+    @property
+    def label(self) -> str:
+        s = f"{self.batch_size}x{self.max_concurrent_batches}"
+        s += f"p{self.max_pending_requests}" if self.max_pending_requests is not None else ""
+        return s + ("+nomp" if self.no_mp else "")
+
+
+def parse_levers(text: str) -> Levers:
+    """'BSxMCB[pPENDING][+nomp]', e.g. '16x8' (the product default), '64x16p256', '64x8+nomp'."""
+    m = CONFIG_RE.match(text.strip())
+    if not m:
+        raise UserError(f"--config {text!r}: write BATCHxCONCURRENT[pPENDING][+nomp], e.g. 64x8 or 64x16p256+nomp")
+    bs, mcb, pending, nomp = m.groups()
+    if int(bs) < 1 or int(mcb) < 1:
+        raise UserError(f"--config {text!r}: batch size and concurrent batches must be at least 1")
+    return Levers(int(bs), int(mcb), None if pending is None else int(pending), bool(nomp))
+
+
+def steady_numbers(t0: float, t_end: float, t_done: list[float], latency: list[float], tokens: int) -> dict:
+    """Split a run into start-up (until the engine took its first request) and steady state (the rest).
+
+    A row's submission time is when it left the engine minus its engine latency; the earliest submission is
+    when the engine became ready (requests queue up before then)."""
+    starts = [d - lat for d, lat in zip(t_done, latency) if d is not None and lat is not None]
+    if not starts:
+        return {"startup_s": None, "steady_s": None, "steady_tok_s": None}
+    ready = min(starts)
+    steady = max(t_end - ready, 1e-9)
+    return {"startup_s": ready - t0, "steady_s": steady, "steady_tok_s": tokens / steady}
+
+
+def run(model: str = "tiny", n: int = 256, max_tokens: int = 32, configs: tuple[str, ...] = DEFAULT_CONFIGS,
+        out: Path = Path(".evalsvc/bench"), direct_no_mp: bool = True) -> BenchResult:  # fmt: skip
+    from evalsvc.bench.report import environment
+    from evalsvc.engines.prepare import prepare
+    from evalsvc.pipeline.cluster import connect
+
+    levers = [parse_levers(c) for c in configs]
+    model_dir = str(prepare(model))
+    engine_args = {"max_model_len": 2048}
+    plan = grid.bench_plan(model_dir, [grid.msb(limit=grid.items_for(n, 4))], max_tokens=max_tokens,
+                           engine_args=engine_args)  # fmt: skip
+    gens = sum(c.generations for c in plan.cells)
+    result = BenchResult("efficiency", {"model": model, "generations": gens, "max_tokens": max_tokens,
+                                        "configs": [lv.label for lv in levers]}, env=environment())  # fmt: skip
+    work = out / "efficiency-work"
+    spec = grid.spec_for(plan)
+    kwargs = engine_kwargs(spec)
+    baselines = {}
+    for no_mp in (False, True) if direct_no_mp else (False,):
+        d = run_direct(direct_job(plan, kwargs), work, {**CPU_ENV, **(NO_MP if no_mp else {})})
+        d_tok = d["completion_tokens"]
+        e2e = d["import_s"] + d["load_s"] + d["generate_s"]
+        label = "vllm.LLM" + ("+nomp" if no_mp else "")
+        baselines[no_mp] = result.add(
+            system=label, config="—", wall_s=e2e, tokens=d_tok, tok_s=d_tok / e2e, startup_s=d["import_s"] + d["load_s"],
+            steady_tok_s=d_tok / d["generate_s"],
+        )  # fmt: skip
+    with Stopwatch() as sw:
+        connect(None)
+    with Stopwatch() as imp:
+        import vllm  # noqa: F401  (the driver imports it once when it builds the first processor)
+    result.notes.append(f"once per invocation, not counted in the rows: local Ray start {sw.s:.1f} s, "
+                        f"vLLM import in the driver {imp.s:.1f} s")
+    for lv in levers:
+        result.add(**_ray_row(plan, spec, lv, work / lv.label.replace("+", "_"), baselines[False]))
+    _headline(result)
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _ray_row(plan, spec, lv: Levers, folder: Path, base: dict) -> dict:
+    overrides = {"batch_size": lv.batch_size, "max_concurrent_batches": lv.max_concurrent_batches}
+    if lv.no_mp:
+        overrides["extra_env"] = {**(spec.extra_env or {}), **NO_MP}
+    s = grid.spec_for(plan, **overrides)
+    extra = {"max_pending_requests": lv.max_pending_requests} if lv.max_pending_requests is not None else None
+    shutil.rmtree(folder, ignore_errors=True)
+    t0 = time.time()  # wall clock: rows are stamped in worker processes with time.time() too
+    grid.run_pipeline(plan, grid.vllm_stage(s, extra), str(folder), batch_size=lv.batch_size)
+    t_end = time.time()
+    wall = t_end - t0
+    t = pads.dataset(str(folder), format="parquet", partitioning="hive").to_table(
+        columns=["completion_tokens", "latency_s", "t_done", "error"]
+    )
+    tokens = sum(x or 0 for x in t.column("completion_tokens").to_pylist())
+    errors = sum(e is not None for e in t.column("error").to_pylist())
+    steady = steady_numbers(t0, t_end, t.column("t_done").to_pylist(), t.column("latency_s").to_pylist(), tokens)
+    return {
+        "system": "evalsvc", "config": lv.label, "wall_s": wall, "tokens": tokens, "tok_s": tokens / wall,
+        "startup_s": steady["startup_s"], "steady_tok_s": steady["steady_tok_s"],
+        "ratio_e2e": ratio(tokens / wall, base["tok_s"]), "ratio_steady": ratio(steady["steady_tok_s"], base["steady_tok_s"]),
+        "records": t.num_rows, "errors": errors,
+    }  # fmt: skip
+
+
+def _headline(result: BenchResult) -> None:
+    ours = [r for r in result.rows if r["system"] == "evalsvc"]
+    if not ours:
+        return
+    best = max(ours, key=lambda r: r.get("ratio_steady") or 0)
+    default = next((r for r in ours if r["config"] == "16x8"), ours[0])
+    result.ratios = {
+        f"steady tokens/s evalsvc ÷ vllm.LLM (product default {default['config']})": default.get("ratio_steady"),
+        f"end-to-end tokens/s evalsvc ÷ vllm.LLM (product default {default['config']})": default.get("ratio_e2e"),
+        f"steady tokens/s evalsvc ÷ vllm.LLM (best: {best['config']})": best.get("ratio_steady"),
+        f"end-to-end tokens/s evalsvc ÷ vllm.LLM (best: {best['config']})": best.get("ratio_e2e"),
+    }
+    reached = [r["config"] for r in ours if (r.get("ratio_steady") or 0) >= 0.9]
+    result.notes.append(f"settings reaching ≥ 0.9 of vllm.LLM excluding start-up: {', '.join(reached) or 'none'}")
+    if any(r["system"] == "vllm.LLM+nomp" for r in result.rows):
+        mp = next(r for r in result.rows if r["system"] == "vllm.LLM")
+        nomp = next(r for r in result.rows if r["system"] == "vllm.LLM+nomp")
+        result.notes.append(
+            f"vllm.LLM start-up (import + load): {mp['startup_s']:.1f} s with V1 multiprocessing, "
+            f"{nomp['startup_s']:.1f} s with VLLM_ENABLE_V1_MULTIPROCESSING=0"
+        )

@@ -1,0 +1,177 @@
+"""The pipeline shape the suites time, composed from evalsvc's own pieces: rows expanded in workers → candidate
+stage (vLLM, or a null engine) → records (the judge left out) → Hive-partitioned Parquet.
+
+Nothing here changes the product pipeline; it calls the same public functions `evalsvc run` calls.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from typing import Any, Callable
+
+import pyarrow as pa
+
+from evalsvc.engines.vllm import CARRIED, EngineSpec, build_candidate_processor, from_engine_row, to_engine_row
+from evalsvc.judge.stage import _base_record
+from evalsvc.manifest.load import validate_manifest
+from evalsvc.manifest.plan import Plan, build_plan
+from evalsvc.store.record import PARTITION_COLS, RECORD_SCHEMA
+from evalsvc.store.uri import S3Conn, filesystem
+
+STRATEGIES = ["basic", "cot", "safety", "cot_safety"]
+# Harm benchmarks need a judge section to validate; the suites never call it (the judge is left out on purpose).
+UNUSED_JUDGE = {"url": "http://127.0.0.1:9/v1", "model_name": "unused"}
+NULL_RESPONSE = "I can't help with that. Please talk to a licensed clinician."
+NULL_COMPLETION_TOKENS = 16
+RECORD_STAGE = {"batch_format": "pyarrow", "concurrency": 2, "num_cpus": 0.25}  # as the judge stage runs
+
+Stage = Callable[[Any], Any]  # Dataset → Dataset
+
+
+def items_for(records: int, strategies: int, samples: int = 1) -> int:
+    """Items needed so items × strategies × samples reaches `records`."""
+    return max(1, math.ceil(records / (strategies * samples)))
+
+
+def msb(name: str = "msb", split: str = "test", limit: int | None = None) -> dict:
+    return {"name": name, "dataset": "medsafetybench", "split": split, "select": {"limit": limit} if limit else {}}
+
+
+def bundled(dataset: str, limit: int | None = None) -> dict:
+    return {"name": dataset, "dataset": dataset, "select": {"limit": limit} if limit else {}}
+
+
+def bench_plan(
+    model_dir: str,
+    benchmarks: list[dict],
+    *,
+    strategies: list[str] = STRATEGIES,
+    max_tokens: int = 32,
+    engine_args: dict | None = None,
+    resources: dict | None = None,
+    output: str = "/tmp/evalsvc-bench-unused",
+) -> Plan:
+    """A Plan through evalsvc's own manifest validation and item loading (greedy sampling, one sample per item)."""
+    manifest = validate_manifest(
+        {
+            "name": "bench",
+            "models": [{"name": "candidate", "source": model_dir, "engine_args": engine_args or {}}],
+            "benchmarks": benchmarks,
+            "strategies": strategies,
+            "sampling": {"max_tokens": max_tokens, "temperature": 0.0},
+            "judge": UNUSED_JUDGE,
+            "output": {"uri": output},
+            "resources": resources or {},
+        },
+        source="<bench>",
+    )
+    return build_plan(manifest)
+
+
+def spec_for(plan: Plan, **overrides: Any) -> EngineSpec:
+    """The EngineSpec `evalsvc run` would build for the plan's one checkpoint, with bench overrides."""
+    from evalsvc.pipeline.run import engine_spec
+
+    return replace(engine_spec(plan, "candidate"), **overrides)
+
+
+def vllm_stage(spec: EngineSpec, config_overrides: dict | None = None) -> Stage:
+    """The product's candidate processor; `config_overrides` (e.g. max_pending_requests) go straight into
+    vLLMEngineProcessorConfig, which evalsvc's builder does not expose."""
+    if not config_overrides:
+        processor = build_candidate_processor(spec, to_engine_row, timed_from_engine_row)
+    else:
+        processor = _processor_with(spec, config_overrides)
+    return processor
+
+
+def _processor_with(spec: EngineSpec, overrides: dict) -> Any:
+    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+
+    from evalsvc.engines.vllm import LIGHT_STAGE_CPUS, engine_kwargs, placement, runtime_env
+
+    light = {"enabled": True, "num_cpus": LIGHT_STAGE_CPUS}
+    config = vLLMEngineProcessorConfig(
+        model_source=spec.source,
+        engine_kwargs=engine_kwargs(spec),
+        concurrency=spec.replicas,
+        batch_size=spec.batch_size,
+        max_concurrent_batches=spec.max_concurrent_batches,
+        placement_group_config=placement(spec),
+        runtime_env=runtime_env(spec),
+        should_continue_on_error=True,
+        chat_template_stage=dict(light),
+        tokenize_stage=dict(light),
+        detokenize_stage=dict(light),
+        **overrides,
+    )
+    return build_processor(
+        config,
+        preprocess=to_engine_row,
+        postprocess=timed_from_engine_row,
+        preprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
+        postprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
+    )
+
+
+def timed_from_engine_row(row: dict) -> dict:
+    """from_engine_row plus the wall-clock moment the row left the engine (for start-up vs steady-state)."""
+    out = from_engine_row(row)
+    out["t_done"] = time.time()
+    return out
+
+
+def null_engine(batch: pa.Table) -> pa.Table:
+    """A candidate stage with no model: every row gets the same answer (isolates evalsvc's own overhead)."""
+    n = batch.num_rows
+    cols = {c: batch.column(c) for c in CARRIED if c in batch.column_names}
+    cols.update(
+        response=pa.array([NULL_RESPONSE] * n, pa.string()),
+        error=pa.nulls(n, pa.string()),
+        prompt_tokens=pa.array([0] * n, pa.int64()),
+        completion_tokens=pa.array([NULL_COMPLETION_TOKENS] * n, pa.int64()),
+        latency_s=pa.array([0.0] * n, pa.float64()),
+        finish_reason=pa.array(["stop"] * n, pa.string()),
+    )
+    return pa.table(cols)
+
+
+def null_stage(batch_size: int = 256) -> Stage:
+    return lambda ds: ds.map_batches(null_engine, batch_format="pyarrow", batch_size=batch_size, num_cpus=0.25)
+
+
+class RecordStage:
+    """The judge stage's shape with no judge: candidate rows → RECORD_SCHEMA records (plus `t_done` when timed)."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        records = [_base_record(r, self.run_id) for r in batch.to_pylist()]
+        table = pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+        if "t_done" in batch.column_names:
+            table = table.append_column("t_done", batch.column("t_done"))
+        return table
+
+
+def run_pipeline(plan: Plan, candidate: Stage, out_uri: str, conn: S3Conn | None = None, batch_size: int = 16) -> float:
+    """Execute one engine's pipeline end to end; returns wall seconds (building the dataset included)."""
+    from evalsvc.pipeline.dataset import engine_dataset
+
+    t0 = time.monotonic()
+    ds = engine_dataset(plan, [m.name for m in plan.models])
+    ds = candidate(ds).map_batches(
+        RecordStage, fn_constructor_kwargs={"run_id": "bench"}, batch_size=batch_size, **RECORD_STAGE
+    )
+    fs, path = filesystem(out_uri, conn)
+    ds.write_parquet(path, filesystem=fs, partition_cols=list(PARTITION_COLS))
+    return time.monotonic() - t0
+
+
+def engine_actors() -> set[str]:
+    """Ids of every vLLM engine actor this Ray has created (alive or dead), from the GCS actor table."""
+    from ray._private import state  # the public state API needs the dashboard, which local runs leave off
+
+    return {aid for aid, a in state.actors().items() if "vLLMEngineStageUDF" in a["ActorClassName"]}

@@ -1,0 +1,135 @@
+"""Faults mid-run: an engine actor killed (Ray restarts it), the S3 server down for 30 s (writes retry), and an
+outage beyond the retry budget (a clear failure, records already written stay readable)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from evalsvc.errors import SystemError_
+from evalsvc.manifest.load import validate_manifest
+from evalsvc.pipeline.run import RunOptions, execute
+from evalsvc.report.read import read_records
+from evalsvc.store.devs3 import DevS3
+from evalsvc.store.layout import RunLayout
+from evalsvc.store.uri import S3Conn
+
+pytestmark = pytest.mark.slow
+
+ITEMS, STRATEGIES, SAMPLES = 20, ["basic", "safety"], 4
+TOTAL = ITEMS * len(STRATEGIES) * SAMPLES
+
+
+def mcq_manifest(model_dir, uri: str) -> dict:
+    return {
+        "name": "faults",
+        "models": [{"name": "tiny", "source": str(model_dir),
+                    "engine_args": {"dtype": "float32", "max_model_len": 1024, "enforce_eager": True}}],
+        "benchmarks": [{"name": "mcq", "dataset": "medguard"}],
+        "strategies": STRATEGIES,
+        "sampling": {"max_tokens": 128, "n": SAMPLES, "temperature": 0.8},
+        "output": {"uri": uri, "cache": False},
+        "resources": {"batch_size": 8, "max_concurrent_batches": 1},
+    }
+
+
+class Background:
+    """Run `execute` in a thread; the test injects the fault meanwhile."""
+
+    def __init__(self, manifest, run_id: str):
+        self.result, self.error = None, None
+        self.thread = threading.Thread(target=self._go, args=(manifest, run_id), daemon=True)
+        self.thread.start()
+
+    def _go(self, manifest, run_id):
+        try:
+            self.result = execute(manifest, RunOptions(run_id=run_id))
+        except BaseException as e:  # handed to the test
+            self.error = e
+
+    def join(self, timeout: float = 900):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the run did not finish"
+
+
+def _wait_for_records(layout: RunLayout, conn, run: Background, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and run.thread.is_alive():
+        try:
+            if read_records(layout.records, conn, columns=("record_key",)).num_rows:
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("no record was written while the run went on")
+
+
+def _exact(layout: RunLayout, conn) -> list[str]:
+    keys = read_records(layout.records, conn, columns=("record_key",))["record_key"].to_pylist()
+    assert len(keys) == len(set(keys)), "duplicate record keys"
+    return keys
+
+
+def test_engine_actor_killed_mid_run(ray_local, tiny_model, tmp_path):
+    from ray._private import state
+
+    layout = RunLayout(str(tmp_path / "out"), "actor-kill")
+    run = Background(validate_manifest(mcq_manifest(tiny_model, layout.root)), layout.run_id)
+    _wait_for_records(layout, None, run)
+    engines = [a for a in state.actors().values()
+               if "vLLMEngineStageUDF" in a["ActorClassName"] and a["State"] == "ALIVE"]  # fmt: skip
+    assert run.thread.is_alive() and engines, "the run finished before the fault could be injected"
+    os.kill(engines[0]["Pid"], 9)
+    run.join()
+    assert run.error is None, run.error
+    assert len(_exact(layout, None)) == TOTAL
+
+
+@pytest.fixture
+def private_s3(tmp_path):
+    with DevS3(tmp_path / "s3") as server:
+        server.create_bucket("faults")
+        old = {k: os.environ.get(k) for k in server.env()}
+        os.environ.update(server.env())
+        yield server
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def test_s3_down_for_30s_mid_run_then_back(ray_local, tiny_model, private_s3):
+    layout = RunLayout("s3://faults/outage", "outage-30s")
+    conn = S3Conn.from_options(None)
+    run = Background(validate_manifest(mcq_manifest(tiny_model, layout.root)), layout.run_id)
+    _wait_for_records(layout, conn, run)
+    private_s3.stop()
+    time.sleep(30)
+    private_s3.restart()
+    run.join()
+    assert run.error is None, run.error
+    assert len(_exact(layout, conn)) == TOTAL
+
+
+def test_s3_outage_beyond_the_retry_budget_fails_clearly_with_data_intact(ray_local, tiny_model, private_s3):
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    saved = ctx.retried_io_errors
+    ctx.retried_io_errors = []  # a zero retry budget for Ray Data's writes, so the outage outlasts it at once
+    try:
+        layout = RunLayout("s3://faults/outage", "outage-long")
+        conn = S3Conn.from_options(None)
+        run = Background(validate_manifest(mcq_manifest(tiny_model, layout.root)), layout.run_id)
+        _wait_for_records(layout, conn, run)
+        before = len(_exact(layout, conn))
+        private_s3.stop()
+        run.join()
+    finally:
+        ctx.retried_io_errors = saved
+    assert isinstance(run.error, SystemError_), run.error
+    assert "failed" in str(run.error)
+    private_s3.restart()
+    after = _exact(layout, conn)  # every object that was published is a whole, readable Parquet file
+    assert before <= len(after) < TOTAL

@@ -1,0 +1,75 @@
+"""Resume: a driver killed with SIGKILL mid-run, then run again with the same run id, ends with the exact record
+count, no duplicate keys, and regenerates at most what was in flight."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evalsvc.report.read import read_records
+from evalsvc.store.layout import RunLayout
+
+pytestmark = pytest.mark.slow
+
+ITEMS = 20  # the MedGuard-format sample
+STRATEGIES = ["basic", "cot", "safety", "cot_safety"]
+SAMPLES = 4  # samples per item: enough rows (320) that the run is still going when the first files land
+BATCH = 8
+
+
+def manifest(model_dir: Path, out: Path) -> dict:
+    return {
+        "name": "resume",
+        "models": [{"name": "tiny", "source": str(model_dir),
+                    "engine_args": {"dtype": "float32", "max_model_len": 1024, "enforce_eager": True}}],
+        "benchmarks": [{"name": "mcq", "dataset": "medguard"}],
+        "strategies": STRATEGIES,
+        "sampling": {"max_tokens": 96, "n": SAMPLES, "temperature": 0.8},
+        "output": {"uri": str(out), "cache": False},
+        "resources": {"batch_size": BATCH, "max_concurrent_batches": 1},
+    }
+
+
+def _run(path: Path, run_id: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "evalsvc.cli.main", "run", str(path), "--run-id", run_id, "--json"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _files(records: Path) -> list[Path]:
+    return sorted(p for p in records.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def test_driver_killed_mid_run_then_resumed(tiny_model, tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(manifest(tiny_model, tmp_path / "out")))
+    layout = RunLayout(str(tmp_path / "out"), "resume-1")
+    records = Path(layout.records)
+    proc = _run(path, layout.run_id)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not _files(records) and proc.poll() is None:
+        time.sleep(0.5)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started, all at once
+    proc.wait()
+    written = read_records(layout.records, None, columns=("record_key",)).num_rows
+    total = ITEMS * len(STRATEGIES) * SAMPLES
+    assert 0 < written < total
+
+    again = _run(path, layout.run_id)
+    out, _ = again.communicate(timeout=900)
+    assert again.returncode == 0, out[-2000:]
+    t = read_records(layout.records, None, columns=("record_key", "run_id", "response", "error"))
+    keys = t["record_key"].to_pylist()
+    assert len(keys) == total and len(set(keys)) == total
+    import json
+
+    reuse = json.loads(Path(layout.run_json).read_text())["reuse"]
+    assert reuse["already_in_run"] == written
+    assert reuse["generations"] == total - written  # only what was missing is generated
