@@ -89,14 +89,14 @@ def run(model: str = "tiny", n: int = 256, max_tokens: int = 32, configs: tuple[
         label = "vllm.LLM" + ("+nomp" if no_mp else "")
         baselines[no_mp] = result.add(
             system=label, config="—", wall_s=e2e, tokens=d_tok, tok_s=d_tok / e2e, startup_s=d["import_s"] + d["load_s"],
-            steady_tok_s=d_tok / d["generate_s"],
+            steady_tok_s=d_tok / d["generate_s"], prompt_tokens=d["prompt_tokens"],
         )  # fmt: skip
     with Stopwatch() as sw:
         connect(None)
     with Stopwatch() as imp:
         import vllm  # noqa: F401  (the driver imports it once when it builds the first processor)
-    result.notes.append(f"once per invocation, not counted in the rows: local Ray start {sw.s:.1f} s, "
-                        f"vLLM import in the driver {imp.s:.1f} s")
+    result.notes.append(f"once per invocation, not counted in the rows: local Ray start {sw.s:.1f} s"
+                        + (f", vLLM import in the driver {imp.s:.1f} s" if imp.s >= 0.5 else ""))
     for lv in levers:
         result.add(**_ray_row(plan, spec, lv, work / lv.label.replace("+", "_"), baselines[False]))
     _headline(result)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def bench(
     naive_cells: int = typer.Option(None, "--naive-cells", min=1, help="loads: time only this many naive cells, scale up."),
     nomp: bool = typer.Option(None, "--nomp/--mp", help="loads: VLLM_ENABLE_V1_MULTIPROCESSING=0 on both sides."),
     records: int = typer.Option(None, "--records", min=1, help="overhead: records through the null engine."),
+    repeats: int = typer.Option(None, "--repeats", min=1, help="overhead: interleaved repeats of each side (best counts)."),
     sizes: str = typer.Option(None, "--sizes", help="memory: record counts, e.g. 1k,10k,100k,300k."),
     peers: str = typer.Option(None, "--peers", help="peers: which, e.g. lm-eval,inspect-ai."),
 ) -> None:
@@ -59,7 +61,7 @@ def bench(
 
     options = {
         "model": model, "n": n, "max_tokens": max_tokens, "configs": tuple(config) if config else None,
-        "items": items, "naive_cells": naive_cells, "no_mp": nomp, "records": records, "sizes": parse_sizes(sizes),
+        "items": items, "naive_cells": naive_cells, "no_mp": nomp, "records": records, "repeats": repeats, "sizes": parse_sizes(sizes),
         "peers": tuple(p.strip() for p in peers.split(",")) if peers else None,
     }  # fmt: skip
     saved = _stdout_to_stderr() if as_json else None  # Ray and vLLM print to fd 1 from C++ and subprocesses
@@ -72,14 +74,13 @@ def bench(
     if as_json:
         typer.echo(json.dumps(asdict(result), default=str))
         return
-    console = Console(highlight=False)
+    # Piped into a file the table still gets room for its columns (rich would assume 80).
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     console.print(render(result))
     console.print(f"written: {path}")
 
 
 def _stdout_to_stderr() -> int:
-    import sys
-
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)

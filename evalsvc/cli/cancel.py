@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from evalsvc.errors import EvalsvcError, UserError
+from evalsvc.errors import EvalsvcError
 
 HELP = (
     "Stop a submitted run's Ray job and mark the run \"cancelled\" in its run.json and status.json. Records "
@@ -30,35 +30,46 @@ def cancel(
     wait: float = typer.Option(60.0, "--wait", min=0.0, help="Seconds to wait for the job to stop before marking the run."),
     as_json: bool = typer.Option(False, "--json", help="Print {run_id, stopped, job_status, marked, output_uri} as JSON."),
 ) -> None:
-    from evalsvc.jobs.client import connect_jobs
-    from evalsvc.jobs.runs import mark_cancelled, parse_run
-    from evalsvc.jobs.submission import META_OUTPUT
-    from evalsvc.pipeline.progress import now
+    from evalsvc.jobs.client import JobNotFound, connect_jobs
+    from evalsvc.jobs.runs import parse_run
+    from evalsvc.jobs.submission import META_OUTPUT, normalize_root
     from evalsvc.store.layout import RunLayout
-
-    from evalsvc.cli.status import read_store
 
     run_id, root = parse_run(run, output)
     jobs = connect_jobs(address)
     job = jobs.info(run_id)
     if job is None:
-        raise UserError(f"run {run_id!r}: the cluster at {jobs.address} has no such job; check the run id or --address")
-    root = root or (job.metadata or {}).get(META_OUTPUT)
+        raise JobNotFound(run_id, jobs.address)
+    notes: list[str] = []
+    job_root = (job.metadata or {}).get(META_OUTPUT)
+    if root and job_root and normalize_root(root) != job_root:
+        notes.append(f"the job writes under {job_root}, not {root}: marking it there")
+    root = job_root or root  # where the run really writes wins over a stale --output / EVALSVC_OUTPUT
     stopped = jobs.stop(run_id)
     final = jobs.wait_ended(run_id, wait) if stopped else str(job.status)
-    notes, marked, layout = [], False, RunLayout(root, run_id) if root else None
+    layout = RunLayout(root, run_id) if root else None
+    marked = _mark(stopped, final, layout, notes)
+    if stopped and final not in ("STOPPED", "FAILED", "SUCCEEDED"):
+        notes.append(f"the job had not stopped after {wait:g} s (still {final}); check `evalsvc status {run_id}`")
+    _report(run_id, stopped, final, marked, layout, notes, as_json)
+
+
+def _mark(stopped: bool, final: str, layout, notes: list[str]) -> bool:
+    """Write the cancelled state where the run writes; say in `notes` why not when it cannot."""
+    from evalsvc.cli.status import read_store
+    from evalsvc.jobs.runs import mark_cancelled
+    from evalsvc.pipeline.progress import now
+
     if not stopped:
         notes.append(f"the job had already ended ({final}): nothing to stop, the run is left as it is")
     elif layout is None:
         notes.append("no output root known (pass --output): run.json / status.json not marked")
     else:
         try:
-            marked = mark_cancelled(read_store(), layout, now())
+            return mark_cancelled(read_store(), layout, now())
         except EvalsvcError as e:
             notes.append(f"could not mark the run cancelled: {e.message}")
-    if stopped and final not in ("STOPPED", "FAILED", "SUCCEEDED"):
-        notes.append(f"the job had not stopped after {wait:g} s (still {final}); check `evalsvc status {run_id}`")
-    _report(run_id, stopped, final, marked, layout, notes, as_json)
+    return False
 
 
 def _report(run_id: str, stopped: bool, final: str, marked: bool, layout, notes: list[str], as_json: bool) -> None:

@@ -24,6 +24,9 @@ TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 class JobNotFound(UserError):
     """The cluster has no job with this submission id (never submitted there, or the cluster was replaced)."""
 
+    def __init__(self, run_id: str, url: str):
+        super().__init__(f"run {run_id!r}: the cluster at {url} has no such job; check the run id or --address")
+
 
 @dataclass(frozen=True)
 class Token:
@@ -108,7 +111,8 @@ class Jobs:
             async for chunk in self._client.tail_job_logs(run_id):
                 write(chunk)
 
-        self.logs(run_id)  # a plain request first: an unknown run or a bad token fails with a clear line
+        if self.info(run_id) is None:  # the websocket would only say "closed": ask plainly first
+            raise JobNotFound(run_id, self.address)
         with self.errors(run_id):
             asyncio.run(tail())
 
@@ -174,7 +178,7 @@ def api_errors(url: str, token: Token | None, run_id: str | None = None) -> Iter
     except RuntimeError as e:
         text = str(e)
         if run_id is not None and "status code 404" in text:
-            raise JobNotFound(f"run {run_id!r}: the cluster at {url} has no such job; check the run id or --address") from None
+            raise JobNotFound(run_id, url) from None
         if run_id is not None and "already exists" in text:
             raise UserError(f"run id {run_id!r} was already submitted to {url}: choose another --run-id") from None
         raise SystemError_(f"Ray Jobs API at {url}: {server_error(text)}") from None

@@ -15,3 +15,17 @@ def ray_local():
     connect(None)
     yield ray
     ray.shutdown()
+
+
+def tiny_mcq_manifest(name: str, model_dir, uri: str, strategies: list[str], samples: int) -> dict:
+    """An MCQ-only grid (no judge) on the tiny model: enough rows that a fault can land mid-run."""
+    return {
+        "name": name,
+        "models": [{"name": "tiny", "source": str(model_dir),
+                    "engine_args": {"dtype": "float32", "max_model_len": 1024, "enforce_eager": True}}],
+        "benchmarks": [{"name": "mcq", "dataset": "medguard"}],
+        "strategies": strategies,
+        "sampling": {"max_tokens": 96, "n": samples, "temperature": 0.8},
+        "output": {"uri": uri, "cache": False},
+        "resources": {"batch_size": 8, "max_concurrent_batches": 1},
+    }

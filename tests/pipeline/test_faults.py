@@ -16,6 +16,7 @@ from evalsvc.report.read import read_records
 from evalsvc.store.devs3 import DevS3
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.uri import S3Conn
+from tests.pipeline.conftest import tiny_mcq_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -24,16 +25,7 @@ TOTAL = ITEMS * len(STRATEGIES) * SAMPLES
 
 
 def mcq_manifest(model_dir, uri: str) -> dict:
-    return {
-        "name": "faults",
-        "models": [{"name": "tiny", "source": str(model_dir),
-                    "engine_args": {"dtype": "float32", "max_model_len": 1024, "enforce_eager": True}}],
-        "benchmarks": [{"name": "mcq", "dataset": "medguard"}],
-        "strategies": STRATEGIES,
-        "sampling": {"max_tokens": 128, "n": SAMPLES, "temperature": 0.8},
-        "output": {"uri": uri, "cache": False},
-        "resources": {"batch_size": 8, "max_concurrent_batches": 1},
-    }
+    return tiny_mcq_manifest("faults", model_dir, uri, STRATEGIES, SAMPLES)
 
 
 class Background:

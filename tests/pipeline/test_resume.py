@@ -15,26 +15,17 @@ import yaml
 
 from evalsvc.report.read import read_records
 from evalsvc.store.layout import RunLayout
+from tests.pipeline.conftest import tiny_mcq_manifest
 
 pytestmark = pytest.mark.slow
 
 ITEMS = 20  # the MedGuard-format sample
 STRATEGIES = ["basic", "cot", "safety", "cot_safety"]
 SAMPLES = 4  # samples per item: enough rows (320) that the run is still going when the first files land
-BATCH = 8
 
 
 def manifest(model_dir: Path, out: Path) -> dict:
-    return {
-        "name": "resume",
-        "models": [{"name": "tiny", "source": str(model_dir),
-                    "engine_args": {"dtype": "float32", "max_model_len": 1024, "enforce_eager": True}}],
-        "benchmarks": [{"name": "mcq", "dataset": "medguard"}],
-        "strategies": STRATEGIES,
-        "sampling": {"max_tokens": 96, "n": SAMPLES, "temperature": 0.8},
-        "output": {"uri": str(out), "cache": False},
-        "resources": {"batch_size": BATCH, "max_concurrent_batches": 1},
-    }
+    return tiny_mcq_manifest("resume", model_dir, str(out), STRATEGIES, SAMPLES)
 
 
 def _run(path: Path, run_id: str) -> subprocess.Popen:
@@ -44,6 +35,15 @@ def _run(path: Path, run_id: str) -> subprocess.Popen:
 
 def _files(records: Path) -> list[Path]:
     return sorted(p for p in records.rglob("*.parquet") if not p.name.startswith("."))
+
+
+def _settled_count(layout: RunLayout) -> int:
+    """Records on disk once nothing of the killed run writes any more (a worker may finish a file it had open)."""
+    counts = []
+    while len(counts) < 3 or len(set(counts[-3:])) > 1:
+        time.sleep(1)
+        counts.append(read_records(layout.records, None, columns=("record_key",)).num_rows)
+    return counts[-1]
 
 
 def test_driver_killed_mid_run_then_resumed(tiny_model, tmp_path):
@@ -58,7 +58,7 @@ def test_driver_killed_mid_run_then_resumed(tiny_model, tmp_path):
     assert proc.poll() is None, "the run finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started, all at once
     proc.wait()
-    written = read_records(layout.records, None, columns=("record_key",)).num_rows
+    written = _settled_count(layout)
     total = ITEMS * len(STRATEGIES) * SAMPLES
     assert 0 < written < total
 
