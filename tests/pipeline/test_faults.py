@@ -56,7 +56,7 @@ def _wait_for_records(layout: RunLayout, conn, run: Background, timeout: float =
         except Exception:
             pass
         time.sleep(0.5)
-    raise AssertionError("no record was written while the run went on")
+    raise AssertionError(f"no record was written while the run went on (run error: {run.error!r})")
 
 
 def _exact(layout: RunLayout, conn) -> list[str]:
