@@ -53,15 +53,19 @@ def _generate(job: dict) -> dict:
     from vllm import LLM, SamplingParams
 
     t_import = time.monotonic()
-    llm = LLM(model=job["model"], **job["engine_kwargs"])
+    # Per-request stats on, as ray.data.llm's engine has them: they time the engine core the same way there.
+    llm = LLM(model=job["model"], disable_log_stats=False, **job["engine_kwargs"])
     t_load = time.monotonic()
     params = [SamplingParams(**s) for s in job["sampling"]]
     outputs = llm.chat(job["messages"], params, use_tqdm=False)
     t_gen = time.monotonic()
+    queued = [o.metrics.queued_ts for o in outputs if getattr(o, "metrics", None) and o.metrics.queued_ts]
+    last = [o.metrics.last_token_ts for o in outputs if getattr(o, "metrics", None) and o.metrics.last_token_ts]
     return {
         "import_s": t_import - t0,
         "load_s": t_load - t_import,
         "generate_s": t_gen - t_load,
+        "engine_s": (max(last) - min(queued)) if queued and last else None,
         "requests": len(outputs),
         "prompt_tokens": sum(len(o.prompt_token_ids or []) for o in outputs),
         "completion_tokens": sum(len(o.outputs[0].token_ids) for o in outputs),

@@ -51,17 +51,17 @@ def parse_levers(text: str) -> Levers:
     return Levers(int(bs), int(mcb), None if pending is None else int(pending), bool(nomp))
 
 
-def steady_numbers(t0: float, t_end: float, t_done: list[float], latency: list[float], tokens: int) -> dict:
-    """Split a run into start-up (until the engine took its first request) and steady state (the rest).
+def steady_numbers(t0: float, queued: list[float | None], last: list[float | None], tokens: int) -> dict:
+    """Split a run at the moment its engine took the first request: start-up before, generation after.
 
-    A row's submission time is when it left the engine minus its engine latency; the earliest submission is
-    when the engine became ready (requests queue up before then)."""
-    starts = [d - lat for d, lat in zip(t_done, latency) if d is not None and lat is not None]
-    if not starts:
+    `queued`/`last` are the engine core's per-request queue and last-token times (CLOCK_MONOTONIC, shared by
+    all processes of the machine); `t0` is the monotonic start of the run on the same clock."""
+    q = [x for x in queued if x]
+    e = [x for x in last if x]
+    if not q or not e:
         return {"startup_s": None, "steady_s": None, "steady_tok_s": None}
-    ready = min(starts)
-    steady = max(t_end - ready, 1e-9)
-    return {"startup_s": ready - t0, "steady_s": steady, "steady_tok_s": tokens / steady}
+    steady = max(max(e) - min(q), 1e-9)
+    return {"startup_s": min(q) - t0, "steady_s": steady, "steady_tok_s": tokens / steady}
 
 
 def run(model: str = "tiny", n: int = 256, max_tokens: int = 32, configs: tuple[str, ...] = DEFAULT_CONFIGS,
@@ -87,9 +87,10 @@ def run(model: str = "tiny", n: int = 256, max_tokens: int = 32, configs: tuple[
         d_tok = d["completion_tokens"]
         e2e = d["import_s"] + d["load_s"] + d["generate_s"]
         label = "vllm.LLM" + ("+nomp" if no_mp else "")
+        gen_s = d.get("engine_s") or d["generate_s"]  # queue of the first request → last token, as for evalsvc
         baselines[no_mp] = result.add(
-            system=label, config="—", wall_s=e2e, tokens=d_tok, tok_s=d_tok / e2e, startup_s=d["import_s"] + d["load_s"],
-            steady_tok_s=d_tok / d["generate_s"], prompt_tokens=d["prompt_tokens"],
+            system=label, config="—", wall_s=e2e, tokens=d_tok, tok_s=d_tok / e2e, startup_s=e2e - gen_s,
+            steady_tok_s=d_tok / gen_s, prompt_tokens=d["prompt_tokens"],
         )  # fmt: skip
     with Stopwatch() as sw:
         connect(None)
@@ -111,16 +112,15 @@ def _ray_row(plan, spec, lv: Levers, folder: Path, base: dict) -> dict:
     s = grid.spec_for(plan, **overrides)
     extra = {"max_pending_requests": lv.max_pending_requests} if lv.max_pending_requests is not None else None
     shutil.rmtree(folder, ignore_errors=True)
-    t0 = time.time()  # wall clock: rows are stamped in worker processes with time.time() too
+    t0 = time.monotonic()  # the clock vLLM stamps its engine-core events with
     grid.run_pipeline(plan, grid.vllm_stage(s, extra), str(folder), batch_size=lv.batch_size)
-    t_end = time.time()
-    wall = t_end - t0
+    wall = time.monotonic() - t0
     t = pads.dataset(str(folder), format="parquet", partitioning="hive").to_table(
-        columns=["completion_tokens", "latency_s", "t_done", "error"]
+        columns=["completion_tokens", "error", *grid.TIMING_COLUMNS]
     )
     tokens = sum(x or 0 for x in t.column("completion_tokens").to_pylist())
     errors = sum(e is not None for e in t.column("error").to_pylist())
-    steady = steady_numbers(t0, t_end, t.column("t_done").to_pylist(), t.column("latency_s").to_pylist(), tokens)
+    steady = steady_numbers(t0, t.column("t_queued").to_pylist(), t.column("t_last").to_pylist(), tokens)
     return {
         "system": "evalsvc", "config": lv.label, "wall_s": wall, "tokens": tokens, "tok_s": tokens / wall,
         "startup_s": steady["startup_s"], "steady_tok_s": steady["steady_tok_s"],

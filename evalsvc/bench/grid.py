@@ -25,6 +25,7 @@ STRATEGIES = ["basic", "cot", "safety", "cot_safety"]
 UNUSED_JUDGE = {"url": "http://127.0.0.1:9/v1", "model_name": "unused"}
 NULL_RESPONSE = "I can't help with that. Please talk to a licensed clinician."
 NULL_COMPLETION_TOKENS = 16
+TIMING_COLUMNS = ("t_queued", "t_last")
 RECORD_STAGE = {"batch_format": "pyarrow", "concurrency": 2, "num_cpus": 0.25}  # as the judge stage runs
 
 Stage = Callable[[Any], Any]  # Dataset → Dataset
@@ -117,9 +118,12 @@ def _processor_with(spec: EngineSpec, overrides: dict) -> Any:
 
 
 def timed_from_engine_row(row: dict) -> dict:
-    """from_engine_row plus the wall-clock moment the row left the engine (for start-up vs steady-state)."""
+    """from_engine_row plus when the request was queued in / finished by the engine core (vLLM's per-request
+    stats, CLOCK_MONOTONIC, which every process on a machine shares), to split start-up from generation."""
     out = from_engine_row(row)
-    out["t_done"] = time.time()
+    stats = row.get("metrics") or {}
+    out["t_queued"] = stats.get("queued_ts") or None
+    out["t_last"] = stats.get("last_token_ts") or None
     return out
 
 
@@ -143,7 +147,8 @@ def null_stage(batch_size: int = 256) -> Stage:
 
 
 class RecordStage:
-    """The judge stage's shape with no judge: candidate rows → RECORD_SCHEMA records (plus `t_done` when timed)."""
+    """The judge stage's shape with no judge: candidate rows → RECORD_SCHEMA records (plus the engine timestamps
+    when timed)."""
 
     def __init__(self, run_id: str):
         self.run_id = run_id
@@ -151,8 +156,9 @@ class RecordStage:
     def __call__(self, batch: pa.Table) -> pa.Table:
         records = [_base_record(r, self.run_id) for r in batch.to_pylist()]
         table = pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
-        if "t_done" in batch.column_names:
-            table = table.append_column("t_done", batch.column("t_done"))
+        for name in TIMING_COLUMNS:
+            if name in batch.column_names:
+                table = table.append_column(name, batch.column(name).cast(pa.float64()))
         return table
 
 

@@ -134,6 +134,11 @@ class Benchmark(Strict):
             return v
         return {k: [_as_text(x) for x in vals] if isinstance(vals, list) else vals for k, vals in v.items()}
 
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        return None if v is None else check_uri(v)
+
     @model_validator(mode="after")
     def _dataset_or_path(self) -> Benchmark:
         if (self.dataset is None) == (self.path is None):
@@ -239,15 +244,25 @@ class Output(Strict):
     @field_validator("uri")
     @classmethod
     def _uri(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty")
-        if "://" in v and not v.startswith("s3://"):
-            raise ValueError(f"only s3:// URIs or local paths are supported, got {v!r}")
-        if v.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", v):
-            raise ValueError(f"{v!r} is not a valid s3://bucket/prefix (bucket: 3-63 lower-case letters, digits, '.', '-')")
-        if ".." in v.split("/"):
-            raise ValueError("must not contain '..'")
-        return v
+        return check_uri(v)
+
+    @field_validator("cache")
+    @classmethod
+    def _cache(cls, v: bool | str) -> bool | str:
+        return check_uri(v) if isinstance(v, str) else v
+
+
+def check_uri(v: str) -> str:
+    """A local path or s3://bucket/prefix, without '..' segments."""
+    if not v.strip():
+        raise ValueError("must not be empty")
+    if "://" in v and not v.startswith("s3://"):
+        raise ValueError(f"only s3:// URIs or local paths are supported, got {v!r}")
+    if v.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", v):
+        raise ValueError(f"{v!r} is not a valid s3://bucket/prefix (bucket: 3-63 lower-case letters, digits, '.', '-')")
+    if ".." in v.split("/"):
+        raise ValueError("must not contain '..'")
+    return v
 
 
 class Resources(Strict):

@@ -35,17 +35,18 @@ def test_levers_must_be_positive(bad):
         parse_levers(bad)
 
 
-def test_steady_state_starts_when_the_engine_took_its_first_request():
-    # Pipeline starts at t=100; rows left the engine at 130 and 140 after 10 s and 12 s inside it:
-    # the first request went in at 120, so start-up is 20 s and the steady part runs 120 → 150.
-    got = steady_numbers(t0=100.0, t_end=150.0, t_done=[130.0, 140.0], latency=[10.0, 12.0], tokens=600)
+def test_steady_state_runs_from_the_first_queued_request_to_the_last_token():
+    # The run starts at t=100 (monotonic); the engine core queued requests at 120 and 121 and produced their
+    # last tokens at 140 and 150: start-up is 20 s and generation spans 120 → 150.
+    got = steady_numbers(t0=100.0, queued=[121.0, 120.0], last=[140.0, 150.0], tokens=600)
     assert got["startup_s"] == pytest.approx(20.0)
     assert got["steady_s"] == pytest.approx(30.0)
     assert got["steady_tok_s"] == pytest.approx(20.0)
 
 
-def test_steady_state_ignores_rows_without_timing_and_reports_none_when_all_failed():
-    got = steady_numbers(100.0, 150.0, [None, 140.0], [5.0, None], tokens=10)
-    assert got == {"startup_s": None, "steady_s": None, "steady_tok_s": None}
-    got = steady_numbers(100.0, 150.0, [None, 140.0, 145.0], [5.0, None, 15.0], tokens=100)
-    assert got["startup_s"] == pytest.approx(30.0)
+def test_steady_state_skips_rows_without_engine_stats_and_is_none_without_any():
+    assert steady_numbers(100.0, [None, None], [None, None], tokens=10) == {
+        "startup_s": None, "steady_s": None, "steady_tok_s": None}  # fmt: skip
+    got = steady_numbers(100.0, [None, 130.0, 0.0], [145.0, None, 160.0], tokens=300)
+    assert got["startup_s"] == pytest.approx(30.0)  # 0.0 means "not recorded" in vLLM's stats
+    assert got["steady_tok_s"] == pytest.approx(10.0)

@@ -58,24 +58,26 @@ def test_null_engine_answers_every_row_with_the_fixed_string(plan):
     assert set(carried) <= set(out.column_names)
 
 
-def test_record_stage_makes_schema_records_and_keeps_the_timestamp(plan):
+def test_record_stage_makes_schema_records_and_keeps_the_engine_times(plan):
     engine_out = grid.null_engine(_rows_table(plan))
-    stamped = engine_out.append_column("t_done", pa.array([1.5] * engine_out.num_rows))
+    stamped = engine_out.append_column("t_queued", pa.array([1.5] * engine_out.num_rows))
+    stamped = stamped.append_column("t_last", pa.array([None] * engine_out.num_rows, pa.float64()))
     records = grid.RecordStage("run-x")(stamped)
-    assert records.schema.names == RECORD_SCHEMA.names + ["t_done"]
+    assert records.schema.names == RECORD_SCHEMA.names + ["t_queued", "t_last"]
     first = records.to_pylist()[0]
     assert first["run_id"] == "run-x" and first["model"] == "candidate"
     assert first["response"] == grid.NULL_RESPONSE and first["parse_ok"] is False
+    assert first["t_queued"] == 1.5 and first["t_last"] is None
     assert json.loads(first["messages"])[-1]["role"] == "user"
     plain = grid.RecordStage("run-x")(engine_out)
     assert plain.schema == RECORD_SCHEMA
 
 
-def test_timed_postprocess_adds_when_the_row_left_the_engine(plan):
-    import time
-
-    row = dict(next(iter(plan.rows("candidate"))), generated_text="no", num_generated_tokens=2, time_taken_llm=0.5)
-    before = time.time()
+def test_timed_postprocess_keeps_the_engine_core_times(plan):
+    row = dict(next(iter(plan.rows("candidate"))), generated_text="no", num_generated_tokens=2, time_taken_llm=0.5,
+               metrics={"queued_ts": 10.0, "scheduled_ts": 10.5, "last_token_ts": 12.0})  # fmt: skip
     out = grid.timed_from_engine_row(row)
-    assert before <= out["t_done"] <= time.time()
+    assert (out["t_queued"], out["t_last"]) == (10.0, 12.0)
     assert out["response"] == "no" and out["completion_tokens"] == 2 and out["latency_s"] == 0.5
+    bare = grid.timed_from_engine_row({**row, "metrics": None})
+    assert (bare["t_queued"], bare["t_last"]) == (None, None)
