@@ -54,7 +54,14 @@ def rescore(
         judge.setdefault("rubrics", {})[kind] = ref
     manifest["judge"] = {k: v for k, v in judge.items() if v is not None}
     m = validate_manifest(manifest, source=f"{layout.run_json} (rescore)")
-    result = execute(m, RunOptions(output=layout.root, address=address, cache_records=[layout.records], generate=False))
+    from evalsvc.cli.run import stdout_to_stderr, restore_stdout
+
+    saved = stdout_to_stderr() if as_json else None  # keep stdout for the JSON result alone
+    try:
+        result = execute(m, RunOptions(output=layout.root, address=address, cache_records=[layout.records], generate=False))
+    finally:
+        if saved is not None:
+            restore_stdout(saved)
     reuse = result.info.get("reuse", {})
     if as_json:
         typer.echo(json.dumps({"run_id": result.run_id, "output_uri": result.output_uri, "source_run": layout.run_id,

@@ -37,7 +37,7 @@ def run(
         output = output or "s3://evalsvc-dev/runs-root"
         m = m.model_copy(update={"output": m.output.model_copy(update={"s3": m.output.s3.model_copy(update={"endpoint_url": None})})})
     # Ray and vLLM print to fd 1 from C++ and subprocesses: with --json, keep stdout for the result alone.
-    saved_stdout = _stdout_to_stderr() if as_json else None
+    saved_stdout = stdout_to_stderr() if as_json else None
     try:
         with Live(_table({}), console=console, refresh_per_second=2, transient=as_json) as live:
             opts = RunOptions(output=output, address=address, run_id=run_id, on_status=lambda doc: live.update(_table(doc)))
@@ -46,7 +46,7 @@ def run(
         if devs3 is not None:
             devs3.stop()
         if saved_stdout is not None:
-            os.dup2(saved_stdout, 1)
+            restore_stdout(saved_stdout)
     if as_json:
         typer.echo(json.dumps({"run_id": result.run_id, "output_uri": result.output_uri, "state": result.state,
                                "status": result.status, "summary": result.summary}, default=str))
@@ -73,13 +73,19 @@ def _print_summary(console: Console, table) -> None:
         console.print(t)
 
 
-def _stdout_to_stderr() -> int:
+def stdout_to_stderr() -> int:
+    """Point fd 1 at stderr (Ray and vLLM write there from C++ and subprocesses); returns the saved fd 1."""
     import sys
 
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
     return saved
+
+
+def restore_stdout(saved: int) -> None:
+    os.dup2(saved, 1)
+    os.close(saved)
 
 
 def _start_dev_s3(console: Console):

@@ -36,8 +36,11 @@ class S3Conn:
             or os.environ.get("AWS_ENDPOINT_URL_S3")
             or os.environ.get("AWS_ENDPOINT_URL"),
             region=opts.region,
-            access_key_id=resolve_env(opts.access_key_id, "output.s3.access_key_id"),
-            secret_access_key=resolve_env(opts.secret_access_key, "output.s3.secret_access_key"),
+            # Without references in the manifest, take the driver's AWS_* env explicitly: the filesystem object
+            # then carries them to Ray workers, whose environment may not have them.
+            access_key_id=resolve_env(opts.access_key_id, "output.s3.access_key_id") or os.environ.get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=resolve_env(opts.secret_access_key, "output.s3.secret_access_key")
+            or os.environ.get("AWS_SECRET_ACCESS_KEY"),
         )
 
 

@@ -28,9 +28,9 @@ def manifest(model_dir: Path, out: Path) -> dict:
     return tiny_mcq_manifest("resume", model_dir, str(out), STRATEGIES, SAMPLES)
 
 
-def _run(path: Path, run_id: str) -> subprocess.Popen:
+def _run(path: Path, run_id: str, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "evalsvc.cli.main", "run", str(path), "--run-id", run_id, "--json"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log.open("wb"), start_new_session=True)
 
 
 def _files(records: Path) -> list[Path]:
@@ -51,7 +51,7 @@ def test_driver_killed_mid_run_then_resumed(tiny_model, tmp_path):
     path.write_text(yaml.safe_dump(manifest(tiny_model, tmp_path / "out")))
     layout = RunLayout(str(tmp_path / "out"), "resume-1")
     records = Path(layout.records)
-    proc = _run(path, layout.run_id)
+    proc = _run(path, layout.run_id, tmp_path / "first.log")
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and not _files(records) and proc.poll() is None:
         time.sleep(0.5)
@@ -62,9 +62,9 @@ def test_driver_killed_mid_run_then_resumed(tiny_model, tmp_path):
     total = ITEMS * len(STRATEGIES) * SAMPLES
     assert 0 < written < total
 
-    again = _run(path, layout.run_id)
+    again = _run(path, layout.run_id, tmp_path / "again.log")
     out, _ = again.communicate(timeout=900)
-    assert again.returncode == 0, out[-2000:]
+    assert again.returncode == 0, (tmp_path / "again.log").read_text(errors="replace")[-3000:]
     t = read_records(layout.records, None, columns=("record_key", "run_id", "response", "error"))
     keys = t["record_key"].to_pylist()
     assert len(keys) == total and len(set(keys)) == total

@@ -174,7 +174,7 @@ def test_judge_rescore_rejudges_stored_generations_without_generating(grid_run, 
     # a separate process with its own local Ray, as a user would run it
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, **s3.env()})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout)
+    out = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
     assert out["source_run"] == result.run_id and out["state"] == "succeeded"
     assert out["reuse"]["generations"] == 0
     assert out["reuse"]["judge_calls"] == 2 * MSB_ITEMS * 2  # every harm record re-judged, MCQ re-parsed
