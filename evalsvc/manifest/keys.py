@@ -40,5 +40,6 @@ def judgement_key(record_key_: str, judge_fp: str, rubric_id: str, rubric_versio
     return digest({"r": record_key_, "j": judge_fp, "rubric": [rubric_id, rubric_version]})
 
 
-def cell_id(model: str, benchmark: str, strategy: str) -> str:
-    return "c" + digest([model, benchmark, strategy], 11)
+def cell_id(model: str, benchmark: str, strategy: str, guardrail: str | None = None) -> str:
+    parts = [model, benchmark, strategy] + ([guardrail] if guardrail is not None else [])
+    return "c" + digest(parts, 11)

@@ -8,78 +8,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-NAME_RE = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
-ENV_REF_RE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+from evalsvc.manifest.base import (  # noqa: F401  (re-exported: the manifest's public names live here)
+    ENV_REF_RE, NAME_RE, Backend, EngineArgs, Name, ServedModel, Strict, as_text, check_env_ref, check_uri,
+)
+from evalsvc.manifest.judging import Calibration, Guardrail, Judge, JudgeMember, guardrail_entries  # noqa: F401
+from evalsvc.manifest.models import Endpoint, Model, Sampling, SamplingOverride  # noqa: F401
+
 BUILTIN_STRATEGIES = ("basic", "cot", "safety", "cot_safety")
 BUILTIN_DATASETS = ("medsafetybench", "medguard", "medharm")
 DATASET_KINDS = {"medsafetybench": "harm", "medguard": "mcq", "medharm": "high_risk"}
 BenchmarkKind = Literal["harm", "mcq", "high_risk"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-Name = Annotated[
-    str,
-    Field(pattern=NAME_RE, description="Lower-case name: letters, digits, '_', '.', '-' (used in paths and cell ids)."),
-]
-
-
-class Sampling(Strict):
-    temperature: float = Field(0.0, ge=0.0, le=5.0, description="Sampling temperature; 0 is greedy.")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    max_tokens: int = Field(256, ge=1, le=32768, description="Most new tokens per answer.")
-    seed: int = Field(0, ge=0, description="Base seed; sample k of an item uses seed + k.")
-    n: int = Field(1, ge=1, le=64, description="Samples per item (each becomes its own record).")
-
-
-class SamplingOverride(Strict):
-    temperature: float | None = Field(None, ge=0.0, le=5.0, description="Overrides sampling.temperature.")
-    top_p: float | None = Field(None, gt=0.0, le=1.0, description="Overrides sampling.top_p.")
-    max_tokens: int | None = Field(None, ge=1, le=32768, description="Overrides sampling.max_tokens.")
-    seed: int | None = Field(None, ge=0, description="Overrides sampling.seed.")
-    n: int | None = Field(None, ge=1, le=64, description="Overrides sampling.n.")
-
-
-class EngineArgs(Strict):
-    model_config = ConfigDict(extra="allow", frozen=True)  # other vLLM engine kwargs pass through unchanged
-    tensor_parallel_size: int = Field(1, ge=1, le=64, description="GPUs one replica's engine spans.")
-    max_model_len: int | None = Field(None, ge=16, description="Context length; prompt + answer must fit.")
-    dtype: str | None = Field(None, description="Weights dtype: auto, float32, bfloat16, float16.")
-    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0, description="Share of GPU memory vLLM may use.")
-    enforce_eager: bool | None = Field(None, description="Disable CUDA graphs / compilation (faster start-up).")
-    quantization: str | None = Field(None, description="vLLM quantization method, e.g. awq, gptq, fp8.")
-    enable_lora: bool | None = Field(None, description="Serve LoRA adapters on this engine (set automatically).")
-
-
-class Model(Strict):
-    name: Name = Field(description="Short name used in results and paths.")
-    source: str | None = Field(
-        None,
-        description="Checkpoint: a Hugging Face id, a local folder, an s3:// prefix, or 'evalsvc://smollm2' / "
-        "'evalsvc://tiny' for the models `evalsvc models prepare` builds.",
-    )
-    revision: str | None = Field(None, description="Hub revision or commit of `source`; part of the record key.")
-    engine: Literal["vllm"] = Field("vllm", description="Inference engine.")
-    engine_args: EngineArgs = Field(default_factory=EngineArgs, description="vLLM engine arguments.")
-    replicas: int = Field(1, ge=1, le=1024, description="Engine replicas (data-parallel actors).")
-    chat_template: str | None = Field(None, description="Jinja chat template overriding the tokenizer's.")
-    sampling: SamplingOverride | None = Field(None, description="Per-model overrides of the manifest's sampling.")
-    base: str | None = Field(None, description="LoRA form: the `name` of the base model entry this adapter runs on.")
-    adapter: str | None = Field(None, description="LoRA form: adapter folder (local or s3://).")
-
-    @model_validator(mode="after")
-    def _source_or_adapter(self) -> Model:
-        if self.adapter is None and self.base is None and not self.source:
-            raise ValueError("set `source` (a checkpoint) or `base` + `adapter` (a LoRA adapter)")
-        if (self.adapter is None) != (self.base is None):
-            raise ValueError("a LoRA entry needs both `base` (a model name) and `adapter` (a folder)")
-        if self.adapter is not None and self.source:
-            raise ValueError("a LoRA entry takes its checkpoint from `base`: remove `source`")
-        return self
 
 
 class Selection(Strict):
@@ -132,7 +72,7 @@ class Benchmark(Strict):
         # YAML reads `principle: [1, 2]` / `control: [true]` as numbers and booleans; items carry them as text.
         if not isinstance(v, dict):
             return v
-        return {k: [_as_text(x) for x in vals] if isinstance(vals, list) else vals for k, vals in v.items()}
+        return {k: [as_text(x) for x in vals] if isinstance(vals, list) else vals for k, vals in v.items()}
 
     @field_validator("path")
     @classmethod
@@ -182,42 +122,6 @@ StrategySpec = Annotated[
 ]
 
 
-class JudgeModel(Strict):
-    source: str = Field(description="Judge checkpoint (same forms as a model source).")
-    revision: str | None = Field(None, description="Revision of the judge checkpoint.")
-    engine_args: EngineArgs = Field(default_factory=EngineArgs, description="vLLM engine arguments of the judge.")
-    replicas: int = Field(1, ge=1, le=256, description="Serve replicas (min=max unless autoscale is set).")
-    max_replicas: int | None = Field(None, ge=1, le=256, description="Autoscale up to this many replicas.")
-
-
-class Judge(Strict):
-    model: JudgeModel | None = Field(None, description="An open judge served by evalsvc on Ray Serve.")
-    url: str | None = Field(None, description="An external OpenAI-compatible base URL (…/v1) instead of `model`.")
-    model_name: str | None = Field(None, description="With `url`: the model name to request.")
-    api_key: str | None = Field(None, description="With `url`: an env reference like ${JUDGE_API_KEY}.")
-    rubrics: dict[Literal["harm", "high_risk"], str] = Field(
-        default_factory=dict,
-        description="Benchmark kind → rubric id or template file, e.g. {harm: msb-harm, high_risk: high-risk-behaviour}.",
-    )
-    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Judge temperature (0 as in the paper).")
-    max_tokens: int = Field(512, ge=8, le=8192, description="Most tokens of a judge answer.")
-    guided: bool = Field(True, description="Constrain the judge's output format with structured outputs.")
-    concurrency: int = Field(16, ge=1, le=4096, description="Judge requests in flight per caller.")
-    app_name: str = Field("judge_app", pattern=NAME_RE, description="Ray Serve application name (reused if running).")
-
-    @model_validator(mode="after")
-    def _one_backend(self) -> Judge:
-        if (self.model is None) == (self.url is None):
-            raise ValueError("set exactly one of `model` (served by evalsvc) or `url` (external endpoint)")
-        if self.url is not None and not re.match(r"^https?://[^\s/]+", self.url):
-            raise ValueError(f"`url` must be an http(s) URL, got {self.url!r}")
-        if self.url is not None and not self.model_name:
-            raise ValueError("an external judge `url` needs `model_name`")
-        if self.api_key is not None and not ENV_REF_RE.match(self.api_key):
-            raise ValueError("`api_key` must be an env reference like ${JUDGE_API_KEY}, never the key itself")
-        return self
-
-
 class S3Options(Strict):
     endpoint_url: str | None = Field(None, description="S3-compatible endpoint, e.g. http://127.0.0.1:8333 (or ${VAR}).")
     region: str = Field("us-east-1", description="S3 region.")
@@ -252,36 +156,27 @@ class Output(Strict):
         return check_uri(v) if isinstance(v, str) else v
 
 
-def check_uri(v: str) -> str:
-    """A local path or s3://bucket/prefix, without '..' segments."""
-    if not v.strip():
-        raise ValueError("must not be empty")
-    if "://" in v and not v.startswith("s3://"):
-        raise ValueError(f"only s3:// URIs or local paths are supported, got {v!r}")
-    if v.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", v):
-        raise ValueError(f"{v!r} is not a valid s3://bucket/prefix (bucket: 3-63 lower-case letters, digits, '.', '-')")
-    if ".." in v.split("/"):
-        raise ValueError("must not contain '..'")
-    return v
-
-
 class Resources(Strict):
     cpus_per_replica: float = Field(1.0, gt=0, le=256, description="CPUs per engine replica.")
     gpus_per_replica: float = Field(0.0, ge=0, le=64, description="GPUs per replica (0 = CPU engine; <1 = shared GPU).")
     accelerator_type: str | None = Field(None, description="Ray accelerator type to pin, e.g. A100, H100, L4.")
     max_concurrent_models: int = Field(1, ge=1, le=256, description="Checkpoints generating at the same time.")
-    batch_size: int = Field(16, ge=1, le=4096, description="Rows per Ray Data batch sent to an engine.")
+    batch_size: int = Field(64, ge=1, le=4096, description="Rows per Ray Data batch sent to an engine.")
     max_concurrent_batches: int = Field(8, ge=1, le=256, description="Batches in flight per engine replica.")
 
 
 class Manifest(Strict):
     name: Name = Field(description="Name of this evaluation.")
     description: str | None = Field(None, description="Free text shown in reports.")
-    models: list[Model] = Field(min_length=1, description="Candidates (checkpoints and LoRA adapters).")
+    models: list[Model] = Field(min_length=1, description="Candidates: checkpoints, LoRA adapters, endpoints.")
     benchmarks: list[Benchmark] = Field(min_length=1, description="Benchmarks to run.")
     strategies: list[StrategySpec] = Field(min_length=1, description="Prompt strategies.")
     sampling: Sampling = Field(default_factory=Sampling, description="Candidate sampling parameters.")
-    judge: Judge | None = Field(None, description="The judge for harm and high-risk benchmarks.")
+    judge: Judge | None = Field(None, description="The judge (or jury) for harm and high-risk benchmarks.")
+    guardrails: list[Guardrail] = Field(
+        default_factory=list,
+        description="Guardrail models as a grid axis (`none` = the unguarded arm); empty = no guardrail axis.",
+    )
     output: Output = Field(description="Output location.")
     resources: Resources = Field(default_factory=Resources, description="Per-replica resources and concurrency.")
 
@@ -296,6 +191,11 @@ class Manifest(Strict):
                 )
         return v
 
+    @field_validator("guardrails", mode="before")
+    @classmethod
+    def _none_arm(cls, v: Any) -> Any:
+        return guardrail_entries(v)
+
     @model_validator(mode="after")
     def _cross(self) -> Manifest:
         problems = []
@@ -303,6 +203,7 @@ class Manifest(Strict):
             ("models", [m.name for m in self.models]),
             ("benchmarks", [b.name for b in self.benchmarks]),
             ("strategies", [strategy_name(s) for s in self.strategies]),
+            ("guardrails", [g.name for g in self.guardrails]),
         ):
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
@@ -311,7 +212,7 @@ class Manifest(Strict):
         for i, m in enumerate(self.models):
             if m.base is not None:
                 base = by_name.get(m.base)
-                if base is None or base.base is not None:
+                if base is None or base.form != "checkpoint":
                     problems.append(f"models.{i}.base: {m.base!r} is not a checkpoint entry in models")
         if self.judge is None:
             for i, b in enumerate(self.benchmarks):
@@ -320,12 +221,6 @@ class Manifest(Strict):
         if problems:
             raise ValueError("\n".join(problems))  # one line per problem; load.format_errors splits them
         return self
-
-
-def _as_text(x: Any) -> Any:
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    return str(x) if isinstance(x, int) else x
 
 
 def strategy_name(s: str | CustomStrategy) -> str:

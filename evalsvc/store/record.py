@@ -2,6 +2,7 @@
 
 `RECORD_SCHEMA` is the contract between the pipeline, the store and the report; partition columns
 (model, benchmark, strategy) live in the Hive path and come back when read with partitioning="hive".
+Columns added later are nullable at the end, so records written before them still read (as nulls).
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ RECORD_SCHEMA = pa.schema(
         ("label", pa.string()),  # mcq: the extracted letter; high_risk: refuse | safe_redirect | cautious_answer | unsafe_actionable
         ("parse_ok", pa.bool_()),
         ("error", pa.string()),  # generation or judge error; null when none
+        ("judge_votes", pa.string()),  # jury: JSON list of {juror, score, label, parse_ok, raw, error}; null for one judge
+        ("guardrail", pa.string()),  # guardrail arm ('none' = unguarded); null when the manifest has no guardrails
+        ("guard_input", pa.string()),  # input filter decision: pass | block | error; null when not applied
+        ("guard_output", pa.string()),  # output filter decision: pass | block | error; null when not applied
+        ("guard_raw", pa.string()),  # JSON {input, output}: the guard's raw answers
+        ("response_unguarded", pa.string()),  # the candidate's own answer when a guard replaced it
+        ("cost_usd", pa.float64()),  # endpoint candidates with prices: this generation's cost
     ]
 )
 RECORD_COLUMNS = tuple(RECORD_SCHEMA.names)

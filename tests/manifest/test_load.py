@@ -121,7 +121,7 @@ def test_messages_never_echo_literal_secrets():
     data["output"] = {"uri": "s3://bucket/x", "s3": {"secret_access_key": "wJalrXUtnFEMI/K7MDENG"}}
     data["judge"] = {"url": "https://j.example/v1", "model_name": "j", "api_key": "sk-live-123"}
     text = "\n".join(problems(validate_manifest, data))
-    assert "output.s3.secret_access_key" in text and "judge: `api_key`" in text
+    assert "output.s3.secret_access_key" in text and "judge.api_key: `api_key`" in text
     assert "wJalrXUtnFEMI" not in text and "sk-live-123" not in text
 
 

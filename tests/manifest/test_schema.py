@@ -15,7 +15,7 @@ from evalsvc.manifest.schema import (
     CustomStrategy,
     EngineArgs,
     Judge,
-    JudgeModel,
+    ServedModel,
     Manifest,
     Model,
     Output,
@@ -47,15 +47,15 @@ FIELDS = [
     (Selection, "seed", [0, 7], [-1]),
     (Model, "replicas", [1, 1024], [0, 1025]),
     (Model, "engine", ["vllm"], ["tgi", "VLLM"]),
-    (JudgeModel, "replicas", [1, 256], [0, 257]),
-    (JudgeModel, "max_replicas", [None, 1, 256], [0, 257]),
+    (ServedModel, "replicas", [1, 256], [0, 257]),
+    (ServedModel, "max_replicas", [None, 1, 256], [0, 257]),
     (Resources, "cpus_per_replica", [0.5, 256], [0, -1, 257]),
     (Resources, "gpus_per_replica", [0, 0.25, 64], [-0.5, 65]),
     (Resources, "max_concurrent_models", [1, 256], [0, 257]),
     (Resources, "batch_size", [1, 4096], [0, 4097]),
     (Resources, "max_concurrent_batches", [1, 256], [0, 257]),
 ]
-REQUIRED = {JudgeModel: {"source": "evalsvc://tiny"}, Model: {"name": "m", "source": "org/model"}}
+REQUIRED = {ServedModel: {"source": "evalsvc://tiny"}, Model: {"name": "m", "source": "org/model"}}
 
 
 @pytest.mark.parametrize(("cls", "field", "good", "bad"), FIELDS, ids=[f"{c.__name__}.{f}" for c, f, _, _ in FIELDS])
@@ -82,7 +82,7 @@ def test_defaults():
     s = Sampling()
     assert (s.temperature, s.top_p, s.max_tokens, s.seed, s.n) == (0.0, 1.0, 256, 0, 1)
     r = Resources()
-    assert (r.cpus_per_replica, r.gpus_per_replica, r.max_concurrent_models, r.batch_size) == (1.0, 0.0, 1, 16)
+    assert (r.cpus_per_replica, r.gpus_per_replica, r.max_concurrent_models, r.batch_size) == (1.0, 0.0, 1, 64)
     m = Model(name="m", source="org/model")
     assert (m.engine, m.replicas, m.revision, m.sampling, m.base, m.adapter) == ("vllm", 1, None, None, None, None)
     assert m.engine_args.tensor_parallel_size == 1 and m.engine_args.dtype is None
@@ -114,7 +114,7 @@ def test_every_section_forbids_unknown_keys():
     sections = [
         (Sampling, {}), (SamplingOverride, {}), (Model, {"name": "m", "source": "x"}), (Selection, {}), (ColumnMap, {}),
         (Benchmark, {"name": "b", "dataset": "medguard"}), (CustomStrategy, {"name": "c"}),
-        (JudgeModel, {"source": "x"}), (Judge, JUDGE_URL), (S3Options, {}), (Output, {"uri": "./r"}), (Resources, {}),
+        (ServedModel, {"source": "x"}), (Judge, JUDGE_URL), (S3Options, {}), (Output, {"uri": "./r"}), (Resources, {}),
     ]
     for cls, required in sections:
         with pytest.raises(ValidationError) as e:
@@ -200,7 +200,7 @@ def test_literal_credentials_rejected(literal):
 
 
 def test_judge_backends():
-    assert Judge(model=JudgeModel(source="evalsvc://smollm2")).url is None
+    assert Judge(model=ServedModel(source="evalsvc://smollm2")).url is None
     assert Judge(url="https://judge.example/v1", model_name="m").model is None
     for bad in ({}, {"url": "http://x/v1", "model_name": "m", "model": {"source": "x"}}, {"url": "http://x/v1"},
                 {"url": "judge.example/v1", "model_name": "m"}, {"url": "http:// x", "model_name": "m"}):
