@@ -127,8 +127,9 @@ class S3Options(Strict):
     region: str = Field("us-east-1", description="S3 region.")
     access_key_id: str | None = Field(None, description="Env reference like ${AWS_ACCESS_KEY_ID}; default: AWS chain.")
     secret_access_key: str | None = Field(None, description="Env reference like ${AWS_SECRET_ACCESS_KEY}.")
+    session_token: str | None = Field(None, description="Env reference like ${AWS_SESSION_TOKEN} (temporary keys).")
 
-    @field_validator("access_key_id", "secret_access_key")
+    @field_validator("access_key_id", "secret_access_key", "session_token")
     @classmethod
     def _env_ref(cls, v: str | None) -> str | None:
         if v is not None and not ENV_REF_RE.match(v):

@@ -55,3 +55,28 @@ RECORD_SCHEMA = pa.schema(
 )
 RECORD_COLUMNS = tuple(RECORD_SCHEMA.names)
 FILE_COLUMNS = tuple(c for c in RECORD_COLUMNS if c not in PARTITION_COLS)
+
+# Guard-only mode (a guardrail scored as a classifier on the benchmark prompts): runs/<id>/guard/, one row per
+# guardrail × benchmark × item. `expected` comes from the benchmark: MedSafetyBench requests and non-control
+# high-risk queries should be blocked ("unsafe"); benign controls should pass ("safe").
+GUARD_PARTITION_COLS = ("guardrail", "benchmark")
+GUARD_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("guardrail", pa.string()),
+        ("guard_model", pa.string()),  # the guard's backend label (source or URL + model name)
+        ("guard_format", pa.string()),  # prompt format id + version, e.g. llama-guard@1.0.0
+        ("benchmark", pa.string()),
+        ("benchmark_kind", pa.string()),
+        ("item_id", pa.string()),
+        *[(f, pa.string()) for f in CATEGORY_FIELDS],
+        ("prompt", pa.string()),  # the request shown to the guard
+        ("expected", pa.string()),  # unsafe | safe
+        ("decision", pa.string()),  # block | pass | error
+        ("guard_categories", pa.string()),  # e.g. "S2,S7" when the guard names categories
+        ("guard_raw", pa.string()),
+        ("parse_ok", pa.bool_()),
+        ("error", pa.string()),
+        ("latency_s", pa.float64()),
+    ]
+)

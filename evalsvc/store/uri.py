@@ -24,6 +24,7 @@ class S3Conn:
     region: str
     access_key_id: str | None
     secret_access_key: str | None
+    session_token: str | None = None  # temporary credentials (STS, SSO, IRSA exports)
 
     def __repr__(self) -> str:
         return f"S3Conn(endpoint_url={self.endpoint_url!r}, region={self.region!r}, credentials=<redacted>)"
@@ -31,6 +32,10 @@ class S3Conn:
     @classmethod
     def from_options(cls, opts: S3Options | None) -> S3Conn:
         opts = opts or S3Options()
+        from_manifest = opts.access_key_id is not None
+        token = resolve_env(opts.session_token, "output.s3.session_token")
+        if token is None and not from_manifest:
+            token = os.environ.get("AWS_SESSION_TOKEN")  # belongs with the env's key pair, never with the manifest's
         return cls(
             endpoint_url=resolve_env(opts.endpoint_url, "output.s3.endpoint_url")
             or os.environ.get("AWS_ENDPOINT_URL_S3")
@@ -41,6 +46,7 @@ class S3Conn:
             access_key_id=resolve_env(opts.access_key_id, "output.s3.access_key_id") or os.environ.get("AWS_ACCESS_KEY_ID"),
             secret_access_key=resolve_env(opts.secret_access_key, "output.s3.secret_access_key")
             or os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            session_token=token,
         )
 
 
@@ -67,6 +73,8 @@ def filesystem(uri: str, conn: S3Conn | None = None) -> tuple[pafs.FileSystem, s
             kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
         if conn.access_key_id:
             kwargs.update(access_key=conn.access_key_id, secret_key=conn.secret_access_key)
+            if conn.session_token:
+                kwargs["session_token"] = conn.session_token
         return pafs.S3FileSystem(**kwargs), f"{bucket}/{key}".rstrip("/")
     return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
 
@@ -81,6 +89,7 @@ def boto3_client(conn: S3Conn):
         region_name=conn.region,
         aws_access_key_id=conn.access_key_id,
         aws_secret_access_key=conn.secret_access_key,
+        aws_session_token=conn.session_token,
         config=Config(retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=5, read_timeout=60),
     )
 
