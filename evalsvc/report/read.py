@@ -105,9 +105,27 @@ def cell_filter(cell: Cell) -> ds.Expression:
 
 
 def iter_cells(dataset: ds.Dataset, columns: tuple[str, ...] = SUMMARY_COLUMNS) -> Iterator[pa.Table]:
-    """One table per cell with only `columns`; the partition filter means each read touches that cell's files."""
+    """One table per cell with only `columns`; the partition filter means each read touches that cell's files.
+
+    A record written twice (a task retried after a killed actor may have handed part of its output on already)
+    counts once: rows are deduplicated by record key.
+    """
+    with_key = tuple(dict.fromkeys((*columns, "record_key")))
     for cell in cell_keys(dataset):
-        yield _read(dataset, columns, cell_filter(cell))
+        yield dedupe(_read(dataset, with_key, cell_filter(cell))).select(list(columns))
+
+
+def dedupe(table: pa.Table) -> pa.Table:
+    """The first row of each record key (rows without a key are all kept)."""
+    keys = table["record_key"].to_numpy(zero_copy_only=False)
+    if table.num_rows < 2:
+        return table
+    present = np.array([k is not None for k in keys])
+    _, first = np.unique(keys[present].astype(str), return_index=True)
+    if len(first) == int(present.sum()):
+        return table
+    keep = np.sort(np.concatenate([np.flatnonzero(present)[first], np.flatnonzero(~present)]))
+    return table.take(pa.array(keep))
 
 
 def _read(dataset: ds.Dataset, columns, filter_: ds.Expression | None) -> pa.Table:

@@ -60,6 +60,8 @@ def cell_table(spec: SyntheticRun, model_i: int, bench: str, strategy_i: int, po
     cols.update(
         run_id=pa.array(["synthetic"] * n),
         cell_id=pa.array([f"{model}/{bench}/{strategy}"] * n),
+        record_key=pa.array([f"{model}/{bench}/{strategy}/{i}/{k}" for i, k in
+                             zip(item_idx, np.tile(np.arange(spec.samples), spec.n_items))]),  # fmt: skip
         model=pa.array([model] * n),
         benchmark=pa.array([bench] * n),
         strategy=pa.array([strategy] * n),

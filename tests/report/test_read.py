@@ -129,3 +129,19 @@ def test_files_with_looser_types_are_cast_to_the_record_schema(tmp_path):
     assert summarize_run(open_run("r", str(tmp_path / "loose"))).equals(strict)
     samples = read_samples(records_dataset(open_run("r", str(tmp_path / "loose"))), per_cell=2)
     assert [r["error"] for r in samples[("m", "msb", "basic")]] == [None, None]
+
+
+def test_a_record_written_twice_counts_once(tmp_path):
+    """A retried task may write part of a batch again: the duplicate rows share a record key and count once."""
+    spec = SyntheticRun(models=("m",), strategies=("basic",), benchmarks={"msb": "harm"}, n_items=30)
+    table = cell_table(spec, 0, "msb", 0, text_pool(20)).select(list(FILE_COLUMNS))
+    part = tmp_path / "runs" / "t" / "records" / "model=m" / "benchmark=msb" / "strategy=basic"
+    part.mkdir(parents=True)
+    pq.write_table(table, part / "part-0.parquet")
+    pq.write_table(table.slice(0, 7), part / "part-1.parquet")  # the retried batch's first 7 records again
+    src = open_run("t", str(tmp_path))
+    small = read_small(records_dataset(src), ("item_id", "score"))
+    assert small.num_rows == 30
+    assert sorted(small["item_id"].to_pylist()) == sorted(table["item_id"].to_pylist())
+    overall = [r for r in summarize_run(src).to_pylist() if r["group_field"] == "overall"]
+    assert overall and all(r["n"] == 30 for r in overall)
