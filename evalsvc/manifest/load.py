@@ -30,10 +30,10 @@ def load_manifest(path: str | Path) -> Manifest:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start}); save the manifest as UTF-8") from None
-    return parse_manifest(text, source=str(p))
+    return parse_manifest(text, source=str(p), base=p.parent)
 
 
-def parse_manifest(text: str, source: str = "<manifest>") -> Manifest:
+def parse_manifest(text: str, source: str = "<manifest>", base: Path | None = None) -> Manifest:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # yaml.SafeLoader plus a duplicate-key check
     except yaml.YAMLError as e:
@@ -42,7 +42,27 @@ def parse_manifest(text: str, source: str = "<manifest>") -> Manifest:
         raise UserError(f"{source}:{where} is not valid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
     if not isinstance(data, dict):
         raise UserError(f"{source}: a manifest is a YAML mapping with keys name, models, benchmarks, strategies, output")
+    if base is not None:
+        anchor_inputs(data, base)
     return validate_manifest(data, source)
+
+
+def anchor_inputs(data: dict, base: Path) -> None:
+    """Relative input files (custom benchmarks, LoRA adapters, the calibration slice) are relative to the manifest's
+    folder, so a manifest and its data travel together; outputs (output.uri) stay relative to where evalsvc runs."""
+    spots = [(b, "path") for b in _entries(data, "benchmarks")] + [(m, "adapter") for m in _entries(data, "models")]
+    judge = data.get("judge")
+    if isinstance(judge, dict) and isinstance(judge.get("calibration"), dict):
+        spots.append((judge["calibration"], "path"))
+    for entry, key in spots:
+        v = entry.get(key)
+        if isinstance(v, str) and v.strip() and "://" not in v and not Path(v).expanduser().is_absolute():
+            entry[key] = str((base / v).resolve())
+
+
+def _entries(data: dict, key: str) -> list[dict]:
+    v = data.get(key)
+    return [e for e in v if isinstance(e, dict)] if isinstance(v, list) else []
 
 
 def validate_manifest(data: dict[str, Any], source: str = "<manifest>") -> Manifest:

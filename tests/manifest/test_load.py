@@ -168,3 +168,22 @@ def test_example_manifests_round_trip(path: Path):
 def test_parse_manifest_accepts_a_minimal_manifest():
     m = parse_manifest(GOOD)
     assert (m.name, m.models[0].name, m.benchmarks[0].kind, m.strategies) == ("tiny", "m", "mcq", ["basic"])
+
+
+def test_relative_inputs_are_relative_to_the_manifest_and_outputs_to_the_cwd(tmp_path, monkeypatch):
+    folder = tmp_path / "evals"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "q.jsonl").write_text('{"question": "q1"}\n')
+    (folder / "m.yaml").write_text(
+        "name: rel\nmodels:\n  - {name: base, source: evalsvc://tiny}\n  - {name: ft, base: base, adapter: adapters/ft}\n"
+        "benchmarks:\n  - {name: q, path: data/q.jsonl, format: harm}\n  - {name: s3q, path: s3://bucket/q.jsonl, format: harm}\n"
+        "strategies: [basic]\njudge:\n  url: http://127.0.0.1:1/v1\n  model_name: j\n"
+        "  calibration: {path: ./cal.jsonl, kind: harm}\noutput: {uri: ./out}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    m = load_manifest("evals/m.yaml")
+    assert m.benchmarks[0].path == str(folder / "data" / "q.jsonl")
+    assert m.benchmarks[1].path == "s3://bucket/q.jsonl"
+    assert m.models[1].adapter == str(folder / "adapters" / "ft")
+    assert m.judge.calibration.path == str(folder / "cal.jsonl")
+    assert m.output.uri == "./out"

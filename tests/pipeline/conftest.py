@@ -29,3 +29,10 @@ def tiny_mcq_manifest(name: str, model_dir, uri: str, strategies: list[str], sam
         "output": {"uri": uri, "cache": False},
         "resources": {"batch_size": 8, "max_concurrent_batches": 1},
     }
+
+
+def engine_actors() -> set[str]:
+    """Ids of every vLLM engine actor this Ray has ever created (alive or dead), from the GCS actor table."""
+    from ray._private import state  # the public state API needs the dashboard, which local runs leave off
+
+    return {aid for aid, a in state.actors().items() if "vLLMEngineStageUDF" in a["ActorClassName"]}
