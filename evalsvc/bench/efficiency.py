@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyarrow.dataset as pads
@@ -18,6 +18,7 @@ from evalsvc.bench.direct import direct_job, run_direct
 from evalsvc.bench.report import BenchResult, Stopwatch, ratio
 from evalsvc.engines.vllm import CPU_ENV, engine_kwargs
 from evalsvc.errors import UserError
+from evalsvc.manifest.schema import Resources
 
 NO_MP = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 DEFAULT_CONFIGS = ("16x8", "64x8", "64x16p256")
@@ -41,7 +42,7 @@ class Levers:
 
 
 def parse_levers(text: str) -> Levers:
-    """'BSxMCB[pPENDING][+nomp]', e.g. '16x8' (the product default), '64x16p256', '64x8+nomp'."""
+    """'BSxMCB[pPENDING][+nomp]', e.g. '64x8' (the product default), '64x16p256', '64x8+nomp'."""
     m = CONFIG_RE.match(text.strip())
     if not m:
         raise UserError(f"--config {text!r}: write BATCHxCONCURRENT[pPENDING][+nomp], e.g. 64x8 or 64x16p256+nomp")
@@ -106,14 +107,20 @@ def run(model: str = "tiny", n: int = 256, max_tokens: int = 32, configs: tuple[
 
 
 def _ray_row(plan, spec, lv: Levers, folder: Path, base: dict) -> dict:
-    overrides = {"batch_size": lv.batch_size, "max_concurrent_batches": lv.max_concurrent_batches}
+    # The levers go into the plan's resources, as a manifest would set them: they size the input blocks
+    # (engine_dataset) as well as the engine's batches.
+    res = plan.manifest.resources.model_copy(update={"batch_size": lv.batch_size,
+                                                     "max_concurrent_batches": lv.max_concurrent_batches})
+    plan = replace(plan, manifest=plan.manifest.model_copy(update={"resources": res}))
+    overrides: dict = {}
     if lv.no_mp:
         overrides["extra_env"] = {**(spec.extra_env or {}), **NO_MP}
+    if lv.max_pending_requests is not None:
+        overrides["processor_overrides"] = {"max_pending_requests": lv.max_pending_requests}
     s = grid.spec_for(plan, **overrides)
-    extra = {"max_pending_requests": lv.max_pending_requests} if lv.max_pending_requests is not None else None
     shutil.rmtree(folder, ignore_errors=True)
     t0 = time.monotonic()  # the clock vLLM stamps its engine-core events with
-    grid.run_pipeline(plan, grid.vllm_stage(s, extra), str(folder), batch_size=lv.batch_size)
+    grid.run_pipeline(plan, grid.vllm_stage(s), str(folder), batch_size=lv.batch_size)
     wall = time.monotonic() - t0
     t = pads.dataset(str(folder), format="parquet", partitioning="hive").to_table(
         columns=["completion_tokens", "error", *grid.TIMING_COLUMNS]
@@ -134,13 +141,15 @@ def _headline(result: BenchResult) -> None:
     if not ours:
         return
     best = max(ours, key=lambda r: r.get("ratio_steady") or 0)
-    default = next((r for r in ours if r["config"] == "16x8"), ours[0])
-    result.ratios = {
-        f"steady tokens/s evalsvc ÷ vllm.LLM (product default {default['config']})": default.get("ratio_steady"),
-        f"end-to-end tokens/s evalsvc ÷ vllm.LLM (product default {default['config']})": default.get("ratio_e2e"),
-        f"steady tokens/s evalsvc ÷ vllm.LLM (best: {best['config']})": best.get("ratio_steady"),
-        f"end-to-end tokens/s evalsvc ÷ vllm.LLM (best: {best['config']})": best.get("ratio_e2e"),
-    }
+    res = Resources()
+    label = Levers(res.batch_size, res.max_concurrent_batches).label
+    result.ratios = {}
+    for r in ours:
+        if r["config"] == label:
+            result.ratios[f"steady tokens/s evalsvc ÷ vllm.LLM (product default {label})"] = r.get("ratio_steady")
+            result.ratios[f"end-to-end tokens/s evalsvc ÷ vllm.LLM (product default {label})"] = r.get("ratio_e2e")
+    result.ratios[f"steady tokens/s evalsvc ÷ vllm.LLM (best: {best['config']})"] = best.get("ratio_steady")
+    result.ratios[f"end-to-end tokens/s evalsvc ÷ vllm.LLM (best: {best['config']})"] = best.get("ratio_e2e")
     reached = [r["config"] for r in ours if (r.get("ratio_steady") or 0) >= 0.9]
     result.notes.append(f"settings reaching ≥ 0.9 of vllm.LLM excluding start-up: {', '.join(reached) or 'none'}")
     if any(r["system"] == "vllm.LLM+nomp" for r in result.rows):

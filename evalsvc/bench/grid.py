@@ -14,7 +14,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from evalsvc.engines.vllm import CARRIED, EngineSpec, build_candidate_processor, from_engine_row, to_engine_row
-from evalsvc.judge.stage import _base_record
+from evalsvc.judge.stage import base_record
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.manifest.plan import Plan, build_plan
 from evalsvc.store.record import PARTITION_COLS, RECORD_SCHEMA
@@ -78,43 +78,10 @@ def spec_for(plan: Plan, **overrides: Any) -> EngineSpec:
     return replace(engine_spec(plan, "candidate"), **overrides)
 
 
-def vllm_stage(spec: EngineSpec, config_overrides: dict | None = None) -> Stage:
-    """The product's candidate processor; `config_overrides` (e.g. max_pending_requests) go straight into
-    vLLMEngineProcessorConfig, which evalsvc's builder does not expose."""
-    if not config_overrides:
-        processor = build_candidate_processor(spec, to_engine_row, timed_from_engine_row)
-    else:
-        processor = _processor_with(spec, config_overrides)
-    return processor
-
-
-def _processor_with(spec: EngineSpec, overrides: dict) -> Any:
-    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
-
-    from evalsvc.engines.vllm import LIGHT_STAGE_CPUS, engine_kwargs, placement, runtime_env
-
-    light = {"enabled": True, "num_cpus": LIGHT_STAGE_CPUS}
-    config = vLLMEngineProcessorConfig(
-        model_source=spec.source,
-        engine_kwargs=engine_kwargs(spec),
-        concurrency=spec.replicas,
-        batch_size=spec.batch_size,
-        max_concurrent_batches=spec.max_concurrent_batches,
-        placement_group_config=placement(spec),
-        runtime_env=runtime_env(spec),
-        should_continue_on_error=True,
-        chat_template_stage=dict(light),
-        tokenize_stage=dict(light),
-        detokenize_stage=dict(light),
-        **overrides,
-    )
-    return build_processor(
-        config,
-        preprocess=to_engine_row,
-        postprocess=timed_from_engine_row,
-        preprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
-        postprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
-    )
+def vllm_stage(spec: EngineSpec) -> Stage:
+    """The product's candidate processor (`spec.processor_overrides` carries bench-only levers such as
+    max_pending_requests), with the engine-core timestamps kept."""
+    return build_candidate_processor(spec, to_engine_row, timed_from_engine_row)
 
 
 def timed_from_engine_row(row: dict) -> dict:
@@ -154,7 +121,7 @@ class RecordStage:
         self.run_id = run_id
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        records = [_base_record(r, self.run_id) for r in batch.to_pylist()]
+        records = [base_record(r, self.run_id) for r in batch.to_pylist()]
         table = pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
         for name in TIMING_COLUMNS:
             if name in batch.column_names:

@@ -153,9 +153,11 @@ def run(model: str = "tiny,smollm2", n: int = 32, max_tokens: int = 32, peers: t
                                engine_args={"max_model_len": 2048})  # fmt: skip
         rows, work = workload(plan), out / "peers" / name
         shutil.rmtree(work / "evalsvc", ignore_errors=True)
-        wall = grid.run_pipeline(plan, grid.vllm_stage(grid.spec_for(plan)), str(work / "evalsvc"))
+        spec = grid.spec_for(plan)
+        wall = grid.run_pipeline(plan, grid.vllm_stage(spec), str(work / "evalsvc"))
         base = len(rows) / wall
-        result.add(model=name, system="evalsvc (Ray Data + vLLM, 16x8)", items=len(rows), wall_s=wall, items_s=base,
+        system = f"evalsvc (Ray Data + vLLM, {spec.batch_size}x{spec.max_concurrent_batches})"
+        result.add(model=name, system=system, items=len(rows), wall_s=wall, items_s=base,
                    vs_evalsvc=1.0)  # fmt: skip
         for peer in peers:
             runner = {"lm-eval": run_lm_eval, "inspect-ai": run_inspect}[peer]

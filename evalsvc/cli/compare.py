@@ -17,7 +17,9 @@ HELP = (
     "Effects are other − baseline with 95% CIs; p-values are Holm-adjusted across every comparison printed. "
     "Pairs with a missing, errored or unparsed side are dropped and counted.\n\n"
     "Without --baseline: strategies against 'basic' (or the first strategy) and, with several models, models "
-    "against the first model.\n\n"
+    "against the first model. In a run with guardrails, those pairs stay within one guardrail arm, and each "
+    "guardrail arm is compared with the unguarded 'none' arm of the same model × strategy on the same generations "
+    "(item_id + sample_index); --baseline none asks for those only.\n\n"
     "Example:\n\n"
     "  evalsvc compare 2026-11-22-msb --output s3://evals/prod --baseline basic --json"
 )
@@ -31,7 +33,9 @@ def compare(
     run: str = typer.Argument(..., help="Run id (with --output) or run URI (…/runs/<run_id>, local or s3://)."),
     output: str | None = typer.Option(None, "--output", envvar="EVALSVC_OUTPUT", help="Output root holding runs/."),
     baseline: str | None = typer.Option(
-        None, "--baseline", help="A strategy name (compare strategies) or a model name (compare models)."
+        None,
+        "--baseline",
+        help="A strategy name (compare strategies), a model name (compare models) or a guardrail arm (e.g. none).",
     ),
     alpha: float = typer.Option(
         0.05, "--alpha", min=0.0, max=1.0, help="Family-wise error rate for the Holm-adjusted significance mark."

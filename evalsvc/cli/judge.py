@@ -1,6 +1,7 @@
-"""`evalsvc judge rescore RUN`: re-judge a run's stored generations with another judge or rubric, never regenerating.
+"""`evalsvc judge rescore RUN`: re-judge a run's stored generations with another judge or rubric, never regenerating;
+`evalsvc judge calibrate MANIFEST` (in judge_calibrate.py): score the judge's calibration slice.
 
-The result is a new run whose records reuse the source run's generations and carry the new judgements.
+A rescore is a new run whose records reuse the source run's generations and carry the new judgements.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import json
 import typer
 from rich.console import Console
 
-judge_app = typer.Typer(help="Judge operations on stored runs.", no_args_is_help=True)
+from evalsvc.cli.judge_calibrate import HELP as CALIBRATE_HELP, calibrate
+
+judge_app = typer.Typer(help="Judge operations: rescore stored runs, calibrate the judge.", no_args_is_help=True)
+judge_app.command("calibrate", help=CALIBRATE_HELP)(calibrate)
 
 
 @judge_app.command("rescore")
@@ -44,9 +48,10 @@ def rescore(
     manifest = dict(doc["manifest"])
     judge = dict(manifest.get("judge") or {})
     if judge_source:
-        judge.update(model={**(judge.get("model") or {}), "source": judge_source}, url=None, model_name=None)
+        judge.update(model={**(judge.get("model") or {}), "source": judge_source}, url=None, model_name=None,
+                     members=[])  # one judge replaces a jury  # fmt: skip
     if judge_url:
-        judge.update(model=None, url=judge_url, model_name=judge_model_name, api_key=judge_api_key)
+        judge.update(model=None, url=judge_url, model_name=judge_model_name, api_key=judge_api_key, members=[])
     for spec in rubric:
         kind, sep, ref = spec.partition("=")
         if not sep or kind not in ("harm", "high_risk"):

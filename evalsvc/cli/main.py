@@ -32,6 +32,7 @@ COMMANDS = [
     "evalsvc.cli.datasets",
     "evalsvc.cli.models",
     "evalsvc.cli.run",
+    "evalsvc.cli.guard",
     "evalsvc.cli.judge",
     "evalsvc.cli.results",
     "evalsvc.cli.compare",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -17,7 +18,7 @@ def plan(
     manifest: Path = typer.Argument(..., help="Path to a manifest YAML file."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
-    """Expand MANIFEST into cells (model × benchmark × strategy) with item counts and totals.
+    """Expand MANIFEST into cells (model × [guardrail ×] benchmark × strategy) with item counts and totals.
 
     Examples: evalsvc plan manifests/quickstart.yaml ; evalsvc plan manifests/medsafety-sweep.yaml --json
     """
@@ -30,23 +31,50 @@ def plan(
         typer.echo(json.dumps(p.to_json(), indent=2))
         return
     console = Console(highlight=False)
-    table = Table(title=f"plan: {p.manifest.name}")
-    for col in ("cell", "model", "benchmark", "kind", "strategy", "items", "generations", "judge calls"):
-        table.add_column(col, justify="right" if col in ("items", "generations", "judge calls") else "left")
-    for c in p.cells:
-        table.add_row(
-            c.cell_id, c.model, c.benchmark, c.kind, c.strategy, str(c.n_items), str(c.generations), str(c.judge_calls)
-        )
-    console.print(table)
+    console.print(_cells_table(p))
     for engine, served in p.engines().items():
         m = p.model(engine)
-        console.print(f"engine [bold]{engine}[/bold] ({m.source}, {m.replicas} replica(s)) serves: {', '.join(served)}")
+        if m.endpoint is not None:
+            qps = f"qps {m.endpoint.qps:g}" if m.endpoint.qps else "no qps limit"
+            console.print(f"endpoint [bold]{engine}[/bold] ({m.source}): endpoint (no load), {qps}, "
+                          f"{m.endpoint.concurrency} in flight")  # fmt: skip
+            continue
+        adapters = [p.model(s) for s in served if p.model(s).adapter]
+        names = ", ".join(f"{s} (LoRA)" if p.model(s).adapter else s for s in served)
+        console.print(f"engine [bold]{engine}[/bold] ({escape(m.source)}, {m.replicas} replica(s)) serves: {names}")
+        for a in adapters:  # adapters share their base's engine load: one load for all of them
+            console.print(f"  LoRA {a.name}: {escape(a.adapter)}")
+    for a in p.arms:
+        what = (f"{a.mode} filter, format {a.format.label}, on_error {a.on_error}, model {a.label}" if a.guarded
+                else "unguarded arm")  # fmt: skip
+        console.print(f"guardrail [bold]{a.name}[/bold]: {what}")
     t = p.totals()
+    if p.arms:
+        console.print(f"guardrail axis: {len(p.arms)} arm(s) per generation → {t['records']} records, "
+                      f"≤{t['guard_calls']} guard calls")  # fmt: skip
     console.print(
         f"[bold]totals[/bold]: {t['cells']} cells, {t['generations']} generations, {t['judge_calls']} judge calls, "
         f"{t['mcq_parsed']} MCQ answers parsed without a judge, {t['engine_loads']} engine load(s), "
+        f"{t['endpoint_requests']} endpoint request(s), "
         f"~{t['est_prompt_tokens']:,} prompt tokens, ≤{t['max_completion_tokens']:,} completion tokens"
     )
+
+
+def _cells_table(p) -> Table:
+    guarded = bool(p.arms)
+    # with arms, a cell's count is its records: the arms of one model × benchmark × strategy share generations
+    cols = ["cell", "model", *(["guardrail"] if guarded else []), "benchmark", "kind", "strategy", "items",
+            "records" if guarded else "generations", *(["guard calls"] if guarded else []), "judge calls"]  # fmt: skip
+    table = Table(title=f"plan: {p.manifest.name}")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("cell", "model", "guardrail", "benchmark", "kind", "strategy")
+                         else "right")  # fmt: skip
+    for c in p.cells:
+        arm = [c.guardrail + (f" ({c.guard_mode})" if c.guard_mode else "")] if guarded else []
+        calls = [str(c.guard_calls)] if guarded else []
+        table.add_row(c.cell_id, c.model, *arm, c.benchmark, c.kind, c.strategy, str(c.n_items), str(c.generations),
+                      *calls, str(c.judge_calls))  # fmt: skip
+    return table
 
 
 def register(app: typer.Typer) -> None:

@@ -21,6 +21,9 @@ HELP = (
     "--fail-if gates CI: 'TARGET.METRIC OP NUMBER' joined by and/or, TARGET a benchmark name or a kind (harm, "
     "mcq, high_risk). It is checked per model × strategy; when it holds the failing cells are printed and the "
     "exit code is 3 (1 = system failure, 2 = usage mistake). A missing value counts as failing.\n\n"
+    "Runs with guardrails have a row per model × guardrail arm ('none' = unguarded) and guard metrics: "
+    "blocked_rate, blocked_input, blocked_output, guard_error_rate, over_block, unsafe_after_guard, "
+    "helpful_after_guard (e.g. --fail-if 'medharm.over_block > 0.3'); the gate is checked per arm.\n\n"
     "Examples:\n\n"
     "  evalsvc results 2026-11-22-msb --output s3://evals/prod --by principle\n\n"
     "  evalsvc results ./out/runs/r1 --markdown --fail-if 'msb.mean_harm > 2.0 or mcq.accuracy < 0.6'"
@@ -50,6 +53,8 @@ def results(
     from evalsvc.report import format as fmt
     from evalsvc.report.gate import GateFailed, check_gate, parse_gate
     from evalsvc.report.read import open_run, summarize_run
+    from evalsvc.report.agreement import judge_sections
+    from evalsvc.report.judge_format import agreement_sections, calibration_sections
     from evalsvc.report.summary import summary_json
 
     if sum([as_json, as_csv, as_markdown]) > 1:
@@ -61,17 +66,22 @@ def results(
         raise UserError(f"{src.layout.records}: the run has no records yet")
     failures = check_gate(gate, summary, fail_if or "") if gate else []
     rows = fmt.select_grouping(summary, by)
+    judged = judge_sections(src)  # jury agreement and calibration, when the run has them
+    judge_tables = agreement_sections(judged.get("agreement")) + calibration_sections(judged.get("calibration"))
     if as_json:
-        typer.echo(json.dumps(summary_json(rows, run_id=src.layout.run_id, threshold=threshold), indent=1))
+        doc = summary_json(rows, run_id=src.layout.run_id, threshold=threshold)
+        typer.echo(json.dumps({**doc, **judged}, indent=1))
     elif as_csv:
         typer.echo(fmt.csv_text(rows), nl=False)
     elif as_markdown:
-        typer.echo(fmt.markdown(fmt.summary_sections(rows)))
+        typer.echo(fmt.markdown(fmt.summary_sections(rows) + fmt.cost_sections(summary) + judge_tables))
     else:
         from rich.console import Console
 
         console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
         for table in fmt.rich_tables(fmt.summary_sections(rows, short_flags=True)):
+            console.print(table)
+        for table in fmt.rich_tables(fmt.cost_sections(summary) + judge_tables, flagged=False):
             console.print(table)
         for note in fmt.flag_notes(rows):
             console.print(f"[yellow]{fmt.FLAG}[/yellow] {note}", markup=True)

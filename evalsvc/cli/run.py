@@ -60,7 +60,8 @@ def _table(doc: dict) -> Table:
     for col in ("model", "benchmark", "strategy", "done", "total", "errors", "unparsed"):
         t.add_column(col, justify="right" if col in ("done", "total", "errors", "unparsed") else "left")
     for c in doc.get("cells", []):
-        t.add_row(c["model"], c["benchmark"], c["strategy"], str(c["done"]), str(c["total"]), str(c["errors"]), str(c["parse_failures"]))
+        model = c["model"] + (f" [{c['guardrail']}]" if c.get("guardrail") else "")  # a guardrail arm's cell
+        t.add_row(model, c["benchmark"], c["strategy"], str(c["done"]), str(c["total"]), str(c["errors"]), str(c["parse_failures"]))
     return t
 
 

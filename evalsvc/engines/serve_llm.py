@@ -60,28 +60,47 @@ def llm_config(
 
 def deploy_judge(app_name: str, cfg: dict, http_port: int | None = None) -> JudgeDeployment:
     """Deploy (or reuse) the judge application and wait until it is RUNNING."""
+    return deploy_judges([(app_name, cfg)], http_port)[0]
+
+
+def deploy_judges(apps: list[tuple[str, dict]], http_port: int | None = None) -> list[JudgeDeployment]:
+    """Deploy (or reuse) several judge applications (a jury) at once and wait until all are RUNNING.
+
+    One `run_many` call starts every app, so their engines load side by side instead of one after another.
+    """
     serve, LLMConfig, build_openai_app = _serve()
-    model_id = cfg["model_loading_config"]["model_id"]
-    dep = JudgeDeployment(app_name, model_id)
-    if _running(serve, dep):
-        return dep
+    deps = [JudgeDeployment(name, cfg["model_loading_config"]["model_id"]) for name, cfg in apps]
+    todo = [(dep, cfg) for dep, (_, cfg) in zip(deps, apps) if not _running(serve, dep)]
+    if not todo:
+        return deps
     if http_port is not None:
         serve.start(http_options={"host": "127.0.0.1", "port": http_port})
-    app = build_openai_app({"llm_configs": [LLMConfig(**cfg)]})
+    targets = [
+        serve.RunTarget(build_openai_app({"llm_configs": [LLMConfig(**cfg)]}), name=dep.app_name,
+                        route_prefix=f"/{dep.app_name}")
+        for dep, cfg in todo
+    ]  # fmt: skip
+    names = ", ".join(repr(dep.app_name) for dep, _ in todo)
     try:
-        serve.run(app, name=app_name, route_prefix=f"/{app_name}", blocking=False)
+        serve.run_many(targets, wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
     except Exception as e:
-        raise SystemError_(f"judge: Ray Serve could not deploy {app_name!r}: {e}") from e
+        raise SystemError_(f"judge: Ray Serve could not deploy {names}: {e}") from e
     deadline = time.monotonic() + DEPLOY_TIMEOUT_S
+    for dep, _ in todo:
+        _wait_running(serve, dep, deadline)
+    return deps
+
+
+def _wait_running(serve, dep: JudgeDeployment, deadline: float) -> None:
     while time.monotonic() < deadline:
-        status = serve.status().applications.get(app_name)
+        status = serve.status().applications.get(dep.app_name)
         state = str(getattr(status, "status", ""))
         if state.endswith("RUNNING") and _running(serve, dep):
-            return dep
+            return
         if state.endswith("DEPLOY_FAILED") or state.endswith("UNHEALTHY"):
-            raise SystemError_(f"judge: Serve application {app_name!r} is {state}: {getattr(status, 'message', '')}")
+            raise SystemError_(f"judge: Serve application {dep.app_name!r} is {state}: {getattr(status, 'message', '')}")
         time.sleep(2)
-    raise SystemError_(f"judge: Serve application {app_name!r} not RUNNING after {DEPLOY_TIMEOUT_S}s")
+    raise SystemError_(f"judge: Serve application {dep.app_name!r} not RUNNING after {DEPLOY_TIMEOUT_S}s")
 
 
 def _running(serve, dep: JudgeDeployment) -> bool:

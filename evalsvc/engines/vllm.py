@@ -5,11 +5,12 @@ Imports are lazy so `import evalsvc` stays light; a missing engine gives an inst
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from evalsvc.errors import MissingExtra
+from evalsvc.errors import MissingExtra, UserError
 
 # vLLM's CPU backend settings measured on these machines (DESIGN.md); GPUs need none of them.
 CPU_ENV = {
@@ -19,6 +20,7 @@ CPU_ENV = {
 }
 CPU_ENGINE_DEFAULTS = {"dtype": "float32", "max_model_len": 512, "enforce_eager": True}
 LIGHT_STAGE_CPUS = 0.25
+ENGINE_RESTARTS = 3  # engine actor restarts (and task retries) before a run gives up on a checkpoint
 
 
 @dataclass(frozen=True)
@@ -32,17 +34,22 @@ class EngineSpec:
     cpus_per_replica: float = 1.0
     gpus_per_replica: float = 1.0
     accelerator_type: str | None = None
-    batch_size: int = 16
+    batch_size: int = 64
     max_concurrent_batches: int = 8
     chat_template: str | None = None
-    lora_dir: str | None = None  # folder holding LoRA adapters served on this engine
+    lora_dir: str | None = None  # ray.data.llm's dynamic_lora_loading_path (s3:// adapters on a multi-node cluster)
+    # LoRA adapters on this engine: model name → the row `model` value the vLLM stage loads it by (evalsvc.engines.lora)
+    lora_models: dict | None = None
     extra_env: dict | None = None
+    # Extra vLLMEngineProcessorConfig fields (e.g. max_pending_requests), merged over evalsvc's own; the
+    # bench sets them, manifests do not expose them.
+    processor_overrides: dict | None = None
 
 
 def engine_kwargs(spec: EngineSpec) -> dict:
     kwargs = dict(CPU_ENGINE_DEFAULTS) if spec.cpu else {}
     kwargs.update({k: v for k, v in spec.engine_args.items() if v is not None})
-    if spec.lora_dir:
+    if spec.lora_dir or spec.lora_models:
         kwargs["enable_lora"] = True
     return kwargs
 
@@ -76,6 +83,9 @@ def build_candidate_processor(
         import vllm  # noqa: F401  (fail here with a hint rather than deep inside an actor)
     except ImportError as e:
         raise MissingExtra("vLLM", "cpu' (CPU) or 'evalsvc[gpu]' (GPU") from e
+    check_engine_args(spec.engine_args, spec.source)
+    if spec.lora_models:  # base and adapter rows share this engine: each row names what it runs on
+        preprocess = functools.partial(with_lora_model, preprocess, spec.source, dict(spec.lora_models))
 
     # The light stages around the engine get a fraction of a CPU each: on a small machine whole CPUs for
     # them starve the row expansion upstream and the pipeline stalls.
@@ -83,7 +93,7 @@ def build_candidate_processor(
     chat_stage: dict = dict(light)
     if spec.chat_template:
         chat_stage["chat_template"] = spec.chat_template
-    config = vLLMEngineProcessorConfig(
+    fields = dict(
         model_source=spec.source,
         engine_kwargs=engine_kwargs(spec),
         concurrency=spec.replicas,
@@ -98,13 +108,41 @@ def build_candidate_processor(
         detokenize_stage=dict(light),
         dynamic_lora_loading_path=spec.lora_dir,
     )
-    return build_processor(
+    fields.update(spec.processor_overrides or {})
+    config = vLLMEngineProcessorConfig(**fields)
+    processor = build_processor(
         config,
         preprocess=preprocess,
         postprocess=postprocess,
         preprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
         postprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
     )
+    bound_engine_restarts(processor)
+    return processor
+
+
+def check_engine_args(args: dict, source: str) -> None:
+    """The manifest passes unknown engine_args through to vLLM; a typo must stop the run here, named, before any
+    engine loads (vLLM itself would fail inside an actor, which Ray then restarts)."""
+    import dataclasses
+    import difflib
+
+    from vllm.engine.arg_utils import EngineArgs
+
+    known = {f.name for f in dataclasses.fields(EngineArgs)}
+    for key in sorted(set(args) - known):
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "see vLLM's EngineArgs for the accepted names"
+        raise UserError(f"engine_args of {source}: {key!r} is not a vLLM engine argument; {hint}")
+
+
+def bound_engine_restarts(processor: Any, restarts: int = ENGINE_RESTARTS) -> None:
+    """Ray Data restarts a dead actor and retries its task without limit; a fatal engine error that recurs on every
+    load (a bad checkpoint, an unsupported sampling option) would reload the engine forever. A few restarts still
+    ride out a lost node or a killed actor; after them the run fails with the error, keeping what it wrote."""
+    for name, stage in processor.stages.items():
+        if "vLLMEngine" in name:
+            stage.map_batches_kwargs.update(max_restarts=restarts, max_task_retries=restarts)
 
 
 def vllm_version() -> str | None:
@@ -130,6 +168,15 @@ def to_engine_row(row: dict, cpu: bool = False) -> dict:
     out["sampling_params"] = params
     if row.get("lora"):
         out["model"] = row["lora"]
+    return out
+
+
+def with_lora_model(preprocess: Callable[[dict], dict], base: str, lora_models: dict, row: dict) -> dict:
+    """`preprocess`, then set `model` on every row of an engine that serves adapters: the adapter's path or name
+    (see evalsvc.engines.lora) or, for the base's own rows, the engine's model source, which the vLLM stage reads
+    as "no LoRA" (a missing value in a mixed batch would read as an adapter named None)."""
+    out = preprocess(row)
+    out["model"] = lora_models[row["lora"]] if row.get("lora") else base
     return out
 
 

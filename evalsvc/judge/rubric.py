@@ -113,7 +113,10 @@ class GuidedSpec(_Strict):
         if (self.regex is None) == (self.json_schema is None):
             raise ValueError("give exactly one of 'regex' or 'json'")
         if self.regex is not None:
-            re.compile(self.regex)
+            try:
+                re.compile(self.regex)
+            except re.error as e:  # not a ValueError: pydantic would let it escape as a traceback
+                raise ValueError(f"regex does not compile: {e}") from None
         return self
 
     def as_dict(self) -> dict:

@@ -1,7 +1,8 @@
 """The judge stage of the pipeline: turn candidate rows into finished records.
 
-Harm and high-risk rows are scored by the judge (rubric prompt → chat → strict parser); MCQ rows are parsed
-without a judge. Nothing is dropped: a failed call or an unparsable answer is a record that says so.
+Harm and high-risk rows are scored by the judge (rubric prompt → chat → strict parser), or by every juror of a jury
+whose votes combine into the verdict; MCQ rows are parsed without a judge. Nothing is dropped: a failed call or an
+unparsable answer is a record that says so.
 """
 
 from __future__ import annotations
@@ -14,19 +15,23 @@ from typing import AsyncIterator
 import pyarrow as pa
 
 from evalsvc.judge.client import JudgeTarget, chat_with_retries, make_client
+from evalsvc.judge.jury import Jury, cast_vote, joined_raw, verdict, votes_json
 from evalsvc.judge.mcq import extract_answer
 from evalsvc.judge.parsers import parse
 from evalsvc.judge.rubric import Rubric, load_rubric
 from evalsvc.store.record import RECORD_SCHEMA
 
 
-REUSED_JUDGE_COLUMNS = ("judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok")
+REUSED_JUDGE_COLUMNS = (
+    "judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok", "judge_votes",
+)  # fmt: skip
+RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "control")
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
     run_id: str
-    target: JudgeTarget | None  # None when the run has only MCQ benchmarks
+    target: JudgeTarget | Jury | None  # None when the run has only MCQ benchmarks
     rubrics: dict[str, str] = field(default_factory=dict)  # benchmark kind → rubric id or file
     temperature: float = 0.0
     max_tokens: int = 512
@@ -41,7 +46,12 @@ class JudgeStage:
     def __init__(self, config: JudgeConfig):
         self.cfg = config
         self.rubrics: dict[str, Rubric] = {kind: load_rubric(ref) for kind, ref in config.rubrics.items()}
-        self.client = make_client(config.target) if config.target else None
+        self.client = None
+        self.jurors: dict[str, object] = {}
+        if isinstance(config.target, Jury):
+            self.jurors = {name: make_client(t) for name, t in config.target.members}
+        elif config.target is not None:
+            self.client = make_client(config.target)
         self.sem = asyncio.Semaphore(config.concurrency)
         self.progress = _progress_handle(config.progress_actor)
 
@@ -59,7 +69,7 @@ class JudgeStage:
         yield pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
 
     async def _record(self, row: dict) -> dict:
-        rec = _base_record(row, self.cfg.run_id)
+        rec = base_record(row, self.cfg.run_id)
         if rec["error"] is not None:
             return rec
         kind = row["benchmark_kind"]
@@ -73,6 +83,8 @@ class JudgeStage:
             return rec
         rubric = self.rubrics[kind]
         rec.update(judge_model=self.cfg.target.label, rubric_id=rubric.id, rubric_version=rubric.version)
+        if self.jurors:
+            return await self._jury_record(rec, rubric, row)
         body = self._body(rubric, row, rec["response"])
         try:
             async with self.sem:
@@ -84,21 +96,42 @@ class JudgeStage:
         rec.update(judge_raw=raw, score=j.score, label=j.label, parse_ok=j.parse_ok)
         return rec
 
-    def _body(self, rubric: Rubric, row: dict, response: str) -> dict:
-        fields = {k: row.get(k) or "" for k in ("reference", "category", "expected_behavior", "principle", "control")}
-        body = {
-            "model": self.cfg.target.model_id,
-            "messages": rubric.render(row["question"], response, **fields),
-            "temperature": self.cfg.temperature,
-            "max_tokens": self.cfg.max_tokens,
-            "stream": False,
-        }
-        if self.cfg.guided and rubric.guided:
-            body["structured_outputs"] = dict(rubric.guided)
-        return body
+    async def _jury_record(self, rec: dict, rubric: Rubric, row: dict) -> dict:
+        """Every juror votes concurrently; the record keeps all votes and their verdict."""
+        calls = []
+        for name, target in self.cfg.target.members:
+            body = self._body(rubric, row, rec["response"], target.model_id)
+            calls.append(cast_vote(name, self.jurors[name], body, rubric.parser, self.sem))
+        votes = list(await asyncio.gather(*calls))
+        v = verdict(votes, rubric.kind, self.cfg.target.aggregate)
+        rec.update(judge_votes=votes_json(votes), judge_raw=joined_raw(votes), score=v.score, label=v.label,
+                   parse_ok=v.parse_ok, error=v.error)  # fmt: skip
+        return rec
+
+    def _body(self, rubric: Rubric, row: dict, response: str, model_id: str | None = None) -> dict:
+        return judge_body(rubric, row, response, model_id or self.cfg.target.model_id, self.cfg)
 
 
-def _base_record(row: dict, run_id: str) -> dict:
+def judge_body(rubric: Rubric, row: dict, response: str, model_id: str, cfg) -> dict:
+    """The chat-completions request asking one judge to grade `response` to `row["question"]`.
+
+    `cfg` is a JudgeConfig or calibration's JudgeSettings: anything with temperature, max_tokens and guided.
+    """
+    fields = {k: row.get(k) or "" for k in RUBRIC_FIELDS}
+    body = {
+        "model": model_id,
+        "messages": rubric.render(row["question"], response, **fields),
+        "temperature": cfg.temperature,
+        "max_tokens": cfg.max_tokens,
+        "stream": False,
+    }
+    if cfg.guided and rubric.guided:
+        body["structured_outputs"] = dict(rubric.guided)
+    return body
+
+
+def base_record(row: dict, run_id: str) -> dict:
+    """A RECORD_SCHEMA record holding the candidate half of `row`; judgement fields stay empty (parse_ok false)."""
     rec = {name: None for name in RECORD_SCHEMA.names}
     for name in RECORD_SCHEMA.names:
         if name in row:

@@ -100,6 +100,14 @@ class Guardrail(Backend):
         "pass", description="What a failed or unparsable guard call does (recorded either way)."
     )
 
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        if v in GUARD_FORMATS or "/" in v or "\\" in v or v.endswith((".yaml", ".yml")):
+            return v
+        raise ValueError(f"unknown guard format {v!r}: choose {' or '.join(GUARD_FORMATS)}, or give the path of a "
+                         "guard file (.yaml)")  # fmt: skip
+
     @model_validator(mode="after")
     def _backend(self) -> Guardrail:
         problems = self.backend_problems(required=self.name != "none")

@@ -48,12 +48,16 @@ def parse_manifest(text: str, source: str = "<manifest>", base: Path | None = No
 
 
 def anchor_inputs(data: dict, base: Path) -> None:
-    """Relative input files (custom benchmarks, LoRA adapters, the calibration slice) are relative to the manifest's
-    folder, so a manifest and its data travel together; outputs (output.uri) stay relative to where evalsvc runs."""
+    """Relative input files (custom benchmarks, LoRA adapters, the calibration slice, guard files) are relative to
+    the manifest's folder, so a manifest and its data travel together; outputs (output.uri) stay relative to where
+    evalsvc runs."""
     spots = [(b, "path") for b in _entries(data, "benchmarks")] + [(m, "adapter") for m in _entries(data, "models")]
     judge = data.get("judge")
     if isinstance(judge, dict) and isinstance(judge.get("calibration"), dict):
         spots.append((judge["calibration"], "path"))
+    for g in _entries(data, "guardrails"):  # a guard file; a built-in format id is not a path
+        if isinstance(g.get("format"), str) and g["format"].endswith((".yaml", ".yml")):
+            spots.append((g, "format"))
     for entry, key in spots:
         v = entry.get(key)
         if isinstance(v, str) and v.strip() and "://" not in v and not Path(v).expanduser().is_absolute():

@@ -13,6 +13,7 @@ from evalsvc.benchmarks import benchmark_version, load_items
 from evalsvc.benchmarks.item import CATEGORY_FIELDS, Item
 from evalsvc.errors import UserError
 from evalsvc.manifest.keys import cell_id, model_fingerprint, record_key
+from evalsvc.manifest.models import Endpoint
 from evalsvc.manifest.schema import Manifest, Sampling, strategy_name
 from evalsvc.store.uri import S3Conn
 from evalsvc.strategies import Strategy, get_strategy
@@ -33,6 +34,7 @@ class ModelPlan:
     engine: str  # name of the model entry whose engine serves this model (itself, or its LoRA base)
     adapter: str | None = None
     fingerprint: str = ""
+    endpoint: Endpoint | None = None  # an OpenAI-compatible API: its own "engine", with nothing to load
 
 
 @dataclass(frozen=True)
@@ -52,14 +54,22 @@ class Cell:
     kind: str
     n_items: int
     samples: int  # samples per item
+    guardrail: str | None = None  # the guardrail arm ('none' = unguarded); None when there is no guardrail axis
+    guard_mode: str | None = None  # input | output | both for a guarded arm
 
     @property
     def generations(self) -> int:
+        """Records of this cell (arms of one model × benchmark × strategy share their generations)."""
         return self.n_items * self.samples
 
     @property
     def judge_calls(self) -> int:
         return 0 if self.kind == "mcq" else self.generations
+
+    @property
+    def guard_calls(self) -> int:
+        """At most this many guard calls (both: the output check runs only when the input passed)."""
+        return self.generations * {"input": 1, "output": 1, "both": 2}.get(self.guard_mode or "", 0)
 
 
 @dataclass
@@ -70,6 +80,11 @@ class Plan:
     strategies: list[Strategy]
     cells: list[Cell]
     items: dict[str, list[Item]] = field(repr=False)
+    arms: list = field(default_factory=list)  # evalsvc.guard.arms.Arm per guardrail, in manifest order
+
+    def generation_cells(self) -> list[Cell]:
+        """One cell per model × benchmark × strategy: with a guardrail axis, the first arm stands for the rest."""
+        return [c for c in self.cells if c.guardrail is None or c.guardrail == self.arms[0].name]
 
     def engines(self) -> dict[str, list[str]]:
         """Engine (checkpoint) name → the model names it serves, in manifest order: one load per checkpoint."""
@@ -89,7 +104,8 @@ class Plan:
                 yield from expand_item(item, m, b, self.strategies)
 
     def totals(self) -> dict:
-        gens = sum(c.generations for c in self.cells)
+        gen_cells = self.generation_cells()
+        gens = sum(c.generations for c in gen_cells)
         prompt_chars = 0
         for b in self.benchmarks:
             sample = self.items[b.name][:ESTIMATE_SAMPLE]
@@ -97,14 +113,17 @@ class Plan:
                 continue
             chars = sum(len(json.dumps(s.render(i))) for s in self.strategies for i in sample)
             per_gen = chars / (len(sample) * len(self.strategies))
-            prompt_chars += per_gen * sum(c.generations for c in self.cells if c.benchmark == b.name)
-        max_new = sum(c.generations * self.model(c.model).sampling.max_tokens for c in self.cells)
+            prompt_chars += per_gen * sum(c.generations for c in gen_cells if c.benchmark == b.name)
+        max_new = sum(c.generations * self.model(c.model).sampling.max_tokens for c in gen_cells)
         return {
             "cells": len(self.cells),
             "models": len(self.models),
-            "engine_loads": sum(self.model(e).replicas for e in self.engines()),
+            "engine_loads": sum(self.model(e).replicas for e in self.engines() if not self.model(e).endpoint),
+            "endpoint_requests": sum(c.generations for c in gen_cells if self.model(c.model).endpoint),
             "items": sum(b.n_items for b in self.benchmarks),
             "generations": gens,
+            "records": sum(c.generations for c in self.cells),
+            "guard_calls": sum(c.guard_calls for c in self.cells),
             "judge_calls": sum(c.judge_calls for c in self.cells),
             "mcq_parsed": sum(c.generations for c in self.cells if c.kind == "mcq"),
             "est_prompt_tokens": int(prompt_chars / CHARS_PER_TOKEN),
@@ -115,9 +134,20 @@ class Plan:
         return {
             "name": self.manifest.name,
             "engines": self.engines(),
+            "endpoints": {
+                m.name: {"url": m.endpoint.url, "model_name": m.endpoint.model_name, "qps": m.endpoint.qps,
+                         "concurrency": m.endpoint.concurrency}
+                for m in self.models if m.endpoint
+            },  # fmt: skip
             "benchmarks": [b.__dict__ for b in self.benchmarks],
             "strategies": [s.name for s in self.strategies],
-            "cells": [{**c.__dict__, "generations": c.generations, "judge_calls": c.judge_calls} for c in self.cells],
+            "guardrails": [
+                {"name": a.name, "mode": a.mode, "format": a.format.label if a.format else None, "backend": a.label,
+                 "on_error": a.on_error if a.guarded else None, "fingerprint": a.fingerprint}
+                for a in self.arms
+            ],  # fmt: skip
+            "cells": [{**c.__dict__, "generations": c.generations, "judge_calls": c.judge_calls,
+                       "guard_calls": c.guard_calls} for c in self.cells],  # fmt: skip
             "totals": self.totals(),
         }
 
@@ -179,13 +209,24 @@ def build_plan(manifest: Manifest, s3: S3Conn | None = None) -> Plan:
         raise UserError(problems[0])
     if problems:
         raise UserError(f"{len(problems)} problems in the benchmarks", problems)
+    arms = _arms(manifest)
     cells = [
-        Cell(cell_id(m.name, b.name, s.name), m.name, b.name, s.name, b.kind, b.n_items, m.sampling.n)
+        Cell(cell_id(m.name, b.name, s.name, a.name if a else None), m.name, b.name, s.name, b.kind, b.n_items,
+             m.sampling.n, a.name if a else None, a.mode if a else None)
         for m in models
+        for a in (arms or [None])
         for b in benches
         for s in strategies
-    ]
-    return Plan(manifest, models, benches, strategies, cells, items)
+    ]  # fmt: skip
+    return Plan(manifest, models, benches, strategies, cells, items, arms)
+
+
+def _arms(manifest: Manifest) -> list:
+    if not manifest.guardrails:
+        return []
+    from evalsvc.guard.arms import plan_arms  # loads and checks the guard formats
+
+    return plan_arms(manifest.guardrails)
 
 
 def data_conn(manifest: Manifest) -> S3Conn | None:
@@ -201,6 +242,9 @@ def _model_plans(manifest: Manifest) -> list[ModelPlan]:
     for m in manifest.models:
         ckpt = by_name[m.base] if m.base else m
         sampling = manifest.sampling.model_copy(update=m.sampling.model_dump(exclude_none=True) if m.sampling else {})
+        if m.endpoint is not None:
+            out.append(_endpoint_plan(m.name, m.endpoint, sampling))
+            continue
         engine_args = ckpt.engine_args.model_dump(exclude_none=True)
         source = ckpt.source or ""
         fp = model_fingerprint(source, ckpt.revision, engine_args, ckpt.chat_template, m.adapter)
@@ -219,6 +263,13 @@ def _model_plans(manifest: Manifest) -> list[ModelPlan]:
             )
         )
     return out
+
+
+def _endpoint_plan(name: str, ep: Endpoint, sampling: Sampling) -> ModelPlan:
+    """An endpoint's records are keyed by URL + model name (never its key): what the server runs is its business."""
+    label = f"{ep.url}#{ep.model_name}"
+    fp = model_fingerprint(label, None, {}, None, None)
+    return ModelPlan(name, label, None, {}, 0, None, sampling, engine=name, fingerprint=fp, endpoint=ep)
 
 
 def strategy_names(manifest: Manifest) -> list[str]:

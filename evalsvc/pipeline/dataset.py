@@ -6,6 +6,7 @@ The driver holds only the items (small), never the items × strategies × sample
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 
 import pyarrow as pa
@@ -14,7 +15,19 @@ from evalsvc.benchmarks.item import Item
 from evalsvc.manifest.plan import BenchmarkPlan, ModelPlan, Plan, expand_item
 from evalsvc.strategies import Strategy
 
-MAX_ITEMS_PER_BLOCK = 256
+# Each block is an Arrow table plus an object reference the driver holds and a task to schedule: past a few
+# hundred blocks the driver grows with the grid (25,000 blocks of 4 items cost 308 MiB at 100k records).
+# Beyond MAX_BLOCKS × MAX_ITEMS_PER_BLOCK items (262,144 per engine) the block count grows again, slowly.
+MAX_BLOCKS = 256
+MAX_ITEMS_PER_BLOCK = 1024
+
+
+def items_per_block(total_items: int, rows_per_item: int, batch_size: int) -> int:
+    """About one engine batch of items per block, so a failed task (a killed actor) redoes one batch and records
+    reach storage batch by batch; big grids get bigger blocks so there are at most about MAX_BLOCKS of them."""
+    batch_sized = max(1, batch_size // rows_per_item)
+    bounded = math.ceil(total_items / MAX_BLOCKS)
+    return min(MAX_ITEMS_PER_BLOCK, max(batch_sized, bounded))
 
 
 def engine_dataset(plan: Plan, model_names: list[str], skip: set[str] | None = None, only: set[str] | None = None):
@@ -22,10 +35,9 @@ def engine_dataset(plan: Plan, model_names: list[str], skip: set[str] | None = N
     `skip`, or just those in `only`."""
     import ray
 
-    # Blocks of about one engine batch: a task that fails (a killed actor) is retried alone, so a fault redoes
-    # at most one batch, and records reach storage batch by batch instead of at the end of a big block.
     rows_per_item = len(plan.strategies) * max(m.sampling.n for m in plan.models if m.name in model_names)
-    per_block = max(1, min(MAX_ITEMS_PER_BLOCK, plan.manifest.resources.batch_size // rows_per_item))
+    total_items = len(model_names) * sum(len(plan.items[b.name]) for b in plan.benchmarks)
+    per_block = items_per_block(total_items, rows_per_item, plan.manifest.resources.batch_size)
     tables = []
     for name in model_names:
         for b in plan.benchmarks:

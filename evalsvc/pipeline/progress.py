@@ -50,6 +50,7 @@ def status_doc(plan: Plan, run_id: str, state: str, counts: dict[str, list[int]]
                 "model": c.model,
                 "benchmark": c.benchmark,
                 "strategy": c.strategy,
+                **({"guardrail": c.guardrail} if c.guardrail is not None else {}),
                 "total": c.generations,
                 "done": min(c.generations, done + done_before.get(c.cell_id, 0)),
                 "errors": errors,

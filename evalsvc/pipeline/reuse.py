@@ -25,7 +25,8 @@ GENERATION_COLUMNS = ("response", "prompt_tokens", "completion_tokens", "latency
 class ReusePlan:
     """Per model: which of its keys are already in this run (skip), and which come from the cache."""
 
-    skip: set[str] = field(default_factory=set)  # already written in this run (resume)
+    skip: set[str] = field(default_factory=set)  # generations whose records (every arm) this run already has
+    arms_done: set[str] = field(default_factory=set)  # arm records this run has of generations still to process
     cached: set[str] = field(default_factory=set)  # a generation exists in an earlier run
     new_generations: dict[str, int] = field(default_factory=dict)  # engine -> rows still to generate
     skipped_by_cell: dict[str, int] = field(default_factory=dict)  # cell -> records already in this run
@@ -33,13 +34,15 @@ class ReusePlan:
     reused_generations: int = 0
     reused_judgements: int = 0
     judge_calls: int = 0  # judge calls this run still has to make
+    guarded_rows: int = 0  # records of guarded arms still to write (each needs the guard)
+    from_this_run: int = 0  # generations re-read from this run's own unguarded records (their other arms are missing)
     sources: list[str] = field(default_factory=list)  # records folders of earlier runs the cache reads
     judge_sig: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # kind -> (judge, rubric id, version)
 
     def report(self) -> dict:
         """The reuse figures recorded in run.json."""
         return {
-            "already_in_run": len(self.skip),
+            "already_in_run": sum(self.skipped_by_cell.values()),
             "generations": sum(self.new_generations.values()),
             "reused_generations": self.reused_generations,
             "judge_calls": self.judge_calls,
@@ -49,36 +52,61 @@ class ReusePlan:
 
 
 def plan_reuse(plan: Plan, done: KeyIndex, cache: KeyIndex, judge_sig: dict[str, tuple[str, str, str]]) -> ReusePlan:
-    """Walk every row key once in the driver (no rows kept) and sort it into skip / cached / new."""
+    """Walk every row key once in the driver (no rows kept) and sort it into skip / cached / new.
+
+    With guardrail arms a generation is skipped only when every arm's record is done; its done arms go to
+    `arms_done` (the guard stage drops them). Only the unguarded generation comes from the cache."""
     out = ReusePlan()
     if not done.present and not cache.generated:  # nothing to reuse: no need to walk the rows
         for engine, models in plan.engines().items():
-            out.new_generations[engine] = sum(c.generations for c in plan.cells if c.model in models)
+            out.new_generations[engine] = sum(c.generations for c in plan.generation_cells() if c.model in models)
             out.cached_by_engine[engine] = 0
         out.judge_calls = sum(c.judge_calls for c in plan.cells)
+        out.guarded_rows = sum(c.generations for c in plan.cells if c.guard_mode)
         return out
     for engine, models in plan.engines().items():
         new = cached = 0
         for name in models:
             for row in plan.rows(name):
                 key, kind = row["record_key"], row["benchmark_kind"]
-                if key in done.present:
+                todo = _arms_todo(row, plan.arms, done, out)
+                if not todo:
                     out.skip.add(key)
-                    out.skipped_by_cell[row["cell_id"]] = out.skipped_by_cell.get(row["cell_id"], 0) + 1
-                elif key in cache.generated:
+                    continue
+                out.guarded_rows += sum(a is not None and a.guarded for a in todo)
+                judged = len(todo) if kind != "mcq" else 0
+                # A generation whose unguarded record this run has is re-read, so every arm guards the same answer.
+                own = key in done.generated
+                out.from_this_run += own
+                if key in cache.generated or own:
                     out.cached.add(key)
                     cached += 1
-                    if kind != "mcq" and cache.judged.get(key) == judge_sig.get(kind):
+                    unguarded = any(a is None or not a.guarded for a in todo)
+                    if judged and unguarded and cache.judged.get(key) == judge_sig.get(kind):
                         out.reused_judgements += 1
-                    elif kind != "mcq":
-                        out.judge_calls += 1
-                else:
-                    new += 1
-                    out.judge_calls += kind != "mcq"
+                        judged -= 1
+                out.judge_calls += judged
+                new += key not in cache.generated and not own
         out.new_generations[engine] = new
         out.cached_by_engine[engine] = cached
         out.reused_generations += cached
     return out
+
+
+def _arms_todo(row: dict, arms: list, done: KeyIndex, out: ReusePlan) -> list:
+    """The arms (None: no guardrail axis) whose record of this generation is missing; counts the done ones."""
+    from evalsvc.guard.arms import arm_records
+
+    records = arm_records(row, arms)
+    todo = []
+    for arm, key, cid in records:
+        if key in done.present:
+            out.skipped_by_cell[cid] = out.skipped_by_cell.get(cid, 0) + 1
+        else:
+            todo.append(arm)
+    if todo and len(todo) < len(records):
+        out.arms_done.update(key for _, key, _ in records if key in done.present)
+    return todo
 
 
 class CacheJoin:
@@ -111,7 +139,8 @@ class CacheJoin:
         for uri in self.sources:
             fs, path = filesystem(uri, self.conn)
             dataset = pads.dataset(path, filesystem=fs, format="parquet", partitioning="hive")
-            cols = ["record_key", *GENERATION_COLUMNS, *JUDGE_COLUMNS, "error"]
+            # records written before a column existed (judge_votes) lack it: rec.get() then gives None
+            cols = [c for c in ("record_key", *GENERATION_COLUMNS, *JUDGE_COLUMNS, "error") if c in dataset.schema.names]
             table = dataset.to_table(columns=cols, filter=pc.field("record_key").isin(wanted) & pc.field("error").is_null())
             for rec in table.to_pylist():
                 prev = found.get(rec["record_key"])

@@ -21,10 +21,13 @@ from evalsvc.engines.vllm import (
     to_engine_row,
 )
 from evalsvc.errors import SystemError_, UserError
+from evalsvc.guard.stage import GuardConfig, apply_guards
+from evalsvc.judge.calibration import calibrate_run, load_slice
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
 from evalsvc.manifest.plan import Plan, build_plan
 from evalsvc.manifest.schema import Manifest
 from evalsvc.pipeline import judge_setup
+from evalsvc.guard import serving as guard_serving
 from evalsvc.pipeline.cluster import connect
 from evalsvc.pipeline.dataset import engine_dataset
 from evalsvc.pipeline.reuse import CacheJoin, ReusePlan, plan_reuse
@@ -73,6 +76,15 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
     control = ControlStore(conn)
     control.check_writable(root)
     plan = build_plan(manifest, conn)
+    calibration_items = load_slice(manifest.judge, conn)  # a bad calibration file fails now, before any engine loads
+    if opts.generate:
+        from evalsvc.engines.http import check_endpoint_keys
+
+        check_endpoint_keys(plan.manifest)  # a missing ${VAR} fails now, not after other engines ran
+        if any(m.adapter for m in plan.models):
+            from evalsvc.engines.lora import check_adapters
+
+            check_adapters(plan.manifest, conn)  # a missing or mismatched LoRA adapter fails before any engine loads
     layout = RunLayout(root, opts.run_id or new_run_id(manifest.name))
     started_local = connect(opts.address)
     reuse = reuse_for(plan, layout, root, conn, opts.cache_records)
@@ -95,7 +107,8 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             opts.on_status(doc)
         return doc
 
-    judge_target = judge_setup.prepare(plan, local_ray=started_local) if reuse.judge_calls else None
+    wants_judge = reuse.judge_calls or calibration_items
+    judge_target = judge_setup.prepare(plan, local_ray=started_local) if wants_judge else None
     jcfg = JudgeConfig(
         run_id=layout.run_id,
         target=judge_target,
@@ -106,11 +119,14 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
         concurrency=manifest.judge.concurrency if manifest.judge else 1,
         progress_actor=f"evalsvc-progress-{layout.run_id}",
     )
+    guards = guard_serving.prepare(plan, reuse, local_ray=started_local)  # None without a guardrail axis
     t0 = time.monotonic()
     state = "failed"
     try:
         with StatusPoller(counter, publish):
-            _run_engines(plan, layout, conn, jcfg, reuse)
+            _run_engines(plan, layout, conn, jcfg, reuse, guards)
+        if calibration_items:
+            calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, conn)
         state = "succeeded"
     finally:
         import ray
@@ -121,18 +137,22 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
         status = publish(counts, state)
         info.update(state=state, finished=now(), wall_s=round(time.monotonic() - t0, 1))
         control.put_json(layout.run_json, info)
-        if judge_target is not None and judge_target.app_name and not opts.keep_judge:
+        if judge_target is not None and not opts.keep_judge:
             judge_setup.teardown(judge_target)
+        if guards is not None and not opts.keep_judge:
+            guard_serving.teardown(guards.arms)
     summary, table = write_summary(layout, conn, control)
     return RunResult(layout.run_id, layout.uri, state, status, summary, info, table)
 
 
-def _run_engines(plan: Plan, layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig, reuse: ReusePlan) -> None:
+def _run_engines(
+    plan: Plan, layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig, reuse: ReusePlan, guards: GuardConfig | None = None
+) -> None:
     engines = list(plan.engines().items())
     parallel = max(1, plan.manifest.resources.max_concurrent_models)
     if parallel == 1 or len(engines) == 1:
         for engine, models in engines:
-            _run_engine(plan, engine, models, layout, conn, jcfg, reuse)
+            _run_engine(plan, engine, models, layout, conn, jcfg, reuse, guards)
         return
     errors: list[BaseException] = []
     sem = threading.Semaphore(parallel)
@@ -140,7 +160,7 @@ def _run_engines(plan: Plan, layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig,
     def worker(engine: str, models: list[str]) -> None:
         with sem:
             try:
-                _run_engine(plan, engine, models, layout, conn, jcfg, reuse)
+                _run_engine(plan, engine, models, layout, conn, jcfg, reuse, guards)
             except BaseException as e:  # surfaced after all threads end
                 errors.append(e)
 
@@ -154,8 +174,10 @@ def _run_engines(plan: Plan, layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig,
 
 
 def _run_engine(
-    plan: Plan, engine: str, models: list[str], layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig, reuse: ReusePlan
+    plan: Plan, engine: str, models: list[str], layout: RunLayout, conn: S3Conn, jcfg: JudgeConfig, reuse: ReusePlan,
+    guards: GuardConfig | None = None,
 ) -> None:
+    """Candidates (or cached generations) → guard stage (one row per guardrail arm) → judge stage → Parquet."""
     judge = {
         "fn_constructor_kwargs": {"config": jcfg},
         "batch_format": "pyarrow",
@@ -173,13 +195,18 @@ def _run_engine(
             concurrency=1,
             num_cpus=0.25,
         )
+        cached = apply_guards(cached, guards, plan.manifest.resources.batch_size)
         _write(cached.map_batches(JudgeStage, **judge), layout, conn, engine)
     if reuse.new_generations.get(engine, 0) == 0:
         return  # nothing left to generate: the engine is never loaded
     ds = engine_dataset(plan, models, skip=reuse.skip | reuse.cached)
-    spec = engine_spec(plan, engine)
-    processor = build_candidate_processor(spec, to_cpu_engine_row if spec.cpu else to_engine_row, from_engine_row)
-    _write(processor(ds).map_batches(JudgeStage, **judge), layout, conn, engine)
+    if plan.model(engine).endpoint is not None:  # an API candidate: HTTP requests instead of an engine load
+        processor = endpoint_processor(plan, engine)
+    else:
+        spec = engine_spec(plan, engine)
+        processor = build_candidate_processor(spec, to_cpu_engine_row if spec.cpu else to_engine_row, from_engine_row)
+    generated = apply_guards(processor(ds), guards, plan.manifest.resources.batch_size)
+    _write(generated.map_batches(JudgeStage, **judge), layout, conn, engine)
 
 
 def _write(ds, layout: RunLayout, conn: S3Conn, engine: str) -> None:
@@ -206,7 +233,17 @@ def reuse_for(plan: Plan, layout: RunLayout, root: str, conn: S3Conn, only: list
     sig = judge_setup.judge_signatures(plan)
     reuse = plan_reuse(plan, done, cache, sig)
     reuse.sources, reuse.judge_sig = cache.sources, sig
+    if reuse.from_this_run:  # guardrail arms still missing re-read the unguarded answer this run already has
+        reuse.sources = [*reuse.sources, layout.records]
     return reuse
+
+
+def endpoint_processor(plan: Plan, engine: str):
+    from evalsvc.engines.http import build_endpoint_processor, endpoint_spec
+
+    m = plan.model(engine)
+    field = f"models.{[x.name for x in plan.manifest.models].index(engine)}.endpoint"
+    return build_endpoint_processor(endpoint_spec(m.endpoint, field, plan.manifest.resources.batch_size))
 
 
 def engine_spec(plan: Plan, engine: str) -> EngineSpec:
@@ -214,9 +251,15 @@ def engine_spec(plan: Plan, engine: str) -> EngineSpec:
 
     m = plan.model(engine)
     res = plan.manifest.resources
+    source = resolve_model_source(m.source)
+    lora = None
+    if any(p.adapter for p in plan.models if p.engine == engine):  # one engine load serves the base and its adapters
+        from evalsvc.engines.lora import serve_adapters
+
+        lora = serve_adapters(plan.manifest, engine, source, S3Conn.from_options(plan.manifest.output.s3))
     return EngineSpec(
-        source=resolve_model_source(m.source),
-        engine_args=m.engine_args,
+        source=source,
+        engine_args=lora.engine_args if lora else m.engine_args,
         replicas=m.replicas,
         cpu=res.gpus_per_replica == 0,
         cpus_per_replica=res.cpus_per_replica,
@@ -225,15 +268,20 @@ def engine_spec(plan: Plan, engine: str) -> EngineSpec:
         batch_size=res.batch_size,
         max_concurrent_batches=res.max_concurrent_batches,
         chat_template=m.chat_template,
+        lora_dir=lora.dynamic_path if lora else None,
+        lora_models=lora.row_models if lora else None,
     )
 
 
 def write_summary(layout: RunLayout, conn: S3Conn, control: ControlStore) -> tuple[dict, object]:
     from evalsvc.report.read import read_records
+    from evalsvc.report.agreement import judge_sections
+    from evalsvc.report.read import open_run
     from evalsvc.report.summary import summarize, summary_json
 
     table = summarize(read_records(layout.records, conn))
     doc = summary_json(table, run_id=layout.run_id)
+    doc.update(judge_sections(open_run(layout.uri, None, conn)))  # "agreement" (a jury), "calibration" (a slice)
     control.put_json(layout.summary_json, doc)
     fs, path = filesystem(layout.summary_parquet, conn)
     import pyarrow.parquet as pq

@@ -1,6 +1,8 @@
-"""Paired comparisons: strategy vs strategy within a model, model vs model within a strategy, Holm across all.
+"""Paired comparisons: strategy vs strategy within a model, model vs model within a strategy, guardrail arm vs the
+unguarded 'none' arm within a model × strategy; Holm across all.
 
-Strategy pairs match item_id + sample_index; model pairs match item_id (per-item means when an item has samples).
+Strategy and guardrail pairs match item_id + sample_index (guard arms share the generation); model pairs match
+item_id (per-item means when an item has samples). In a run with guardrails, strategy and model pairs stay in one arm.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import pyarrow.compute as pc
 
 from evalsvc.errors import UserError
 from evalsvc.report import stats
+from evalsvc.report.guardrails import NONE_ARM
 from evalsvc.report.metrics import Rows, rows_from_table
 from evalsvc.report.summary import split_cells
 from evalsvc.store.record import PARTITION_COLS
 
 DEFAULT_BASELINE_STRATEGY = "basic"
+CellKey = tuple[str, str, str, str | None]  # model, benchmark, strategy, guardrail arm (None: no guardrail axis)
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ OUTCOMES = (
 class Comparison:
     benchmark: str
     kind: str
-    axis: str  # "strategy" (within one model) or "model" (within one strategy)
+    axis: str  # "strategy" (within one model), "model" (within one strategy), "guardrail" (within model · strategy)
     within: str
     baseline: str
     other: str
@@ -85,9 +89,24 @@ class Comparison:
     p: float = math.nan
     p_holm: float = math.nan
     significant: bool = False
+    guardrail: str | None = None  # the arm a strategy or model pair is in (runs with guardrails)
 
     def to_dict(self) -> dict:
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+        out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+        if out["guardrail"] is None:  # runs without guardrails read as before
+            del out["guardrail"]
+        return out
+
+
+@dataclass(frozen=True)
+class Pairing:
+    axis: str
+    within: str
+    benchmark: str
+    baseline: str
+    other: str
+    guardrail: str | None
+    cells: tuple[CellKey, CellKey]  # the baseline's and the other's
 
 
 def compare_run(
@@ -96,61 +115,97 @@ def compare_run(
     """All paired comparisons of a run's records (small columns) against `baseline`, Holm-adjusted together."""
     cells = _split(table)
     out: list[Comparison] = []
-    for axis, within, bench, base, other in plan(cells, baseline):
-        a, b = (cells[k] for k in _cell_pair(axis, within, bench, base, other))
+    for p in plan(cells, baseline):
+        a, b = (cells[k] for k in p.cells)
         kind = pc.unique(a["benchmark_kind"]).to_pylist()[0]
+        arm = "" if p.guardrail is None else f"|{p.guardrail}"  # unguarded runs keep their seeds
         for outcome in (o for o in OUTCOMES if o.kind == kind):
-            cseed = zlib.crc32(f"{seed}|{axis}|{within}|{bench}|{base}|{other}|{outcome.name}".encode())
-            comp = _compare(a, b, outcome, axis, seed=cseed)
+            key = f"{seed}|{p.axis}|{p.within}|{p.benchmark}|{p.baseline}|{p.other}|{outcome.name}{arm}"
+            comp = _compare(a, b, outcome, p.axis, seed=zlib.crc32(key.encode()))
             if comp is not None:
-                out.append(Comparison(bench, kind, axis, within, base, other, outcome.name, **comp))
+                out.append(
+                    Comparison(
+                        p.benchmark, kind, p.axis, p.within, p.baseline, p.other, outcome.name, **comp,
+                        guardrail=p.guardrail,
+                    )  # fmt: skip
+                )
     for comp, p in zip(out, stats.holm([c.p for c in out])):
         comp.p_holm = float(p)
         comp.significant = bool(p < alpha)
     return out
 
 
-def _split(table: pa.Table) -> dict[tuple[str, str, str], pa.Table]:
-    return {tuple(t[c][0].as_py() for c in PARTITION_COLS): t for t in split_cells(table)}
-
-
-def plan(cells: dict, baseline: str | None) -> list[tuple[str, str, str, str, str]]:
-    """(axis, within, benchmark, baseline, other) for every comparison `baseline` asks for."""
-    models = sorted({m for m, _, _ in cells})
-    strategies = sorted({s for _, _, s in cells})
-    axes: list[tuple[str, str]] = []
-    if baseline is not None:
-        if baseline in models and baseline in strategies:
-            raise UserError(f"--baseline {baseline!r} names both a model and a strategy: rename one of them")
-        if baseline not in models and baseline not in strategies:
-            raise UserError(
-                f"--baseline {baseline!r} is neither a model ({', '.join(models)}) "
-                f"nor a strategy ({', '.join(strategies)})"
-            )
-        axes.append(("model" if baseline in models else "strategy", baseline))
-    else:
-        if len(strategies) > 1:
-            axes.append(
-                ("strategy", DEFAULT_BASELINE_STRATEGY if DEFAULT_BASELINE_STRATEGY in strategies else strategies[0])
-            )
-        if len(models) > 1:
-            axes.append(("model", models[0]))
-    out = []
-    for axis, base in axes:
-        for within in strategies if axis == "model" else models:
-            for bench in sorted({b for _, b, _ in cells}):
-                for other in models if axis == "model" else strategies:
-                    pair = _cell_pair(axis, within, bench, base, other)
-                    if other != base and all(p in cells for p in pair):
-                        out.append((axis, within, bench, base, other))
+def _split(table: pa.Table) -> dict[CellKey, pa.Table]:
+    out = {}
+    for t in split_cells(table):
+        arm = t["guardrail"][0].as_py() if "guardrail" in t.column_names else None
+        out[(*(t[c][0].as_py() for c in PARTITION_COLS), arm)] = t
     return out
 
 
-def _cell_pair(axis: str, within: str, bench: str, base: str, other: str) -> list[tuple[str, str, str]]:
-    """The (model, benchmark, strategy) keys of the baseline and the other cell."""
+def plan(cells: dict[CellKey, pa.Table], baseline: str | None) -> list[Pairing]:
+    """Every comparison `baseline` asks for (a model, a strategy or a guardrail arm; None: the defaults)."""
+    values = {
+        "model": sorted({k[0] for k in cells}),
+        "strategy": sorted({k[2] for k in cells}),
+        "guardrail": sorted({k[3] for k in cells if k[3] is not None}, key=lambda a: (a != NONE_ARM, a)),
+    }
+    out = []
+    for axis, base in _axes(values, baseline):
+        out += _pairings(cells, values, axis, base)
+    return out
+
+
+def _axes(values: dict[str, list[str]], baseline: str | None) -> list[tuple[str, str]]:
+    models, strategies, arms = values["model"], values["strategy"], values["guardrail"]
+    if baseline is not None:
+        hits = [axis for axis, names in values.items() if baseline in names]
+        if len(hits) > 1:
+            raise UserError(f"--baseline {baseline!r} names both a {hits[0]} and a {hits[1]}: rename one of them")
+        if not hits:
+            guards = f" nor a guardrail ({', '.join(arms)})" if arms else ""
+            raise UserError(
+                f"--baseline {baseline!r} is neither a model ({', '.join(models)}) "
+                f"nor a strategy ({', '.join(strategies)}){guards}"
+            )
+        return [(hits[0], baseline)]
+    axes = []
+    if len(strategies) > 1:
+        default = DEFAULT_BASELINE_STRATEGY if DEFAULT_BASELINE_STRATEGY in strategies else strategies[0]
+        axes.append(("strategy", default))
+    if len(models) > 1:
+        axes.append(("model", models[0]))
+    if NONE_ARM in arms and len(arms) > 1:
+        axes.append(("guardrail", NONE_ARM))
+    return axes
+
+
+def _pairings(cells: dict, values: dict[str, list[str]], axis: str, base: str) -> list[Pairing]:
+    models, strategies = values["model"], values["strategy"]
+    benches = sorted({k[1] for k in cells})
+    if axis == "guardrail":
+        withins, arms = [(m, s) for m in models for s in strategies], [None]
+    else:
+        withins, arms = (strategies if axis == "model" else models), values["guardrail"] or [None]
+    out = []
+    for within in withins:
+        for bench in benches:
+            for arm in arms:
+                for other in values[axis]:
+                    pair = (_key(axis, within, bench, arm, base), _key(axis, within, bench, arm, other))
+                    if other != base and all(k in cells for k in pair):
+                        label = " · ".join(within) if axis == "guardrail" else within
+                        out.append(Pairing(axis, label, bench, base, other, arm, pair))
+    return out
+
+
+def _key(axis: str, within, bench: str, arm: str | None, value: str) -> CellKey:
+    """The cell of `value` on `axis` (within: the strategy, the model, or (model, strategy) for guardrails)."""
     if axis == "model":
-        return [(base, bench, within), (other, bench, within)]
-    return [(within, bench, base), (within, bench, other)]
+        return value, bench, within, arm
+    if axis == "strategy":
+        return within, bench, value, arm
+    return within[0], bench, within[1], value
 
 
 def _compare(a: pa.Table, b: pa.Table, outcome: Outcome, axis: str, *, seed: int) -> dict | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from evalsvc.errors import MissingExtra
+from evalsvc.report.format import model_arm
 from evalsvc.report.metrics import GROUP_FIELDS, HIGHER_IS_WORSE, METRICS, headline
 
 PRIMARY_GROUP = {"harm": "principle", "mcq": "aspect", "high_risk": "category"}
@@ -52,9 +53,9 @@ def heatmap(rows: list[dict], benchmark: str):
     mine = [r for r in rows if r["benchmark"] == benchmark and r["group_field"] == "overall"]
     kind = mine[0]["benchmark_kind"]
     metric = headline(kind)
-    models = sorted({r["model"] for r in mine})
+    models = sorted({model_arm(r) for r in mine})  # a guarded run has a row per model × guardrail arm
     strategies = sorted({r["strategy"] for r in mine})
-    at = {(r["model"], r["strategy"]): r for r in mine}
+    at = {(model_arm(r), r["strategy"]): r for r in mine}
     z, text = [], []
     for m in models:
         cells = [at.get((m, s)) for s in strategies]
@@ -101,9 +102,9 @@ def category_bars(rows: list[dict], benchmark: str):
     # MedGuard reports its Safety Index per aspect; fall back to accuracy when no question is typed "safety"
     metric = "safety_index" if kind == "mcq" and any(_is_num(r["safety_index"]) for r in grouped) else headline(kind)
     fig = go.Figure()
-    for i, combo in enumerate(sorted({(r["model"], r["strategy"]) for r in mine})):
+    for i, combo in enumerate(sorted({(model_arm(r), r["strategy"]) for r in mine})):
         sel = sorted(
-            (r for r in grouped if (r["model"], r["strategy"]) == combo), key=lambda r: _natural(r["group_value"])
+            (r for r in grouped if (model_arm(r), r["strategy"]) == combo), key=lambda r: _natural(r["group_value"])
         )
         fig.add_bar(name=" · ".join(combo), marker_color=PALETTE[i % len(PALETTE)], **_bar_data(sel, metric))
     title = f"<b>{benchmark}</b> · {metric} by {field}<br><sup>{METRICS[metric][1]}; whiskers: 95% CI</sup>"
@@ -151,9 +152,10 @@ def quality_bars(rows: list[dict], threshold: float):
     """Parse-failure and error rate of every cell, stacked, with the flag threshold as a dashed line."""
     go = _go()
     cells = sorted(
-        (r for r in rows if r["group_field"] == "overall"), key=lambda r: (r["benchmark"], r["model"], r["strategy"])
+        (r for r in rows if r["group_field"] == "overall"),
+        key=lambda r: (r["benchmark"], r["model"], r.get("guardrail") or "", r["strategy"]),
     )
-    x = [f"{r['benchmark']}<br>{r['model']} · {r['strategy']}" for r in cells]
+    x = [f"{r['benchmark']}<br>{model_arm(r)} · {r['strategy']}" for r in cells]
     fig = go.Figure()
     fig.add_bar(name="parse failures", x=x, y=[r["parse_fail_rate"] for r in cells], marker_color="#f59e0b")
     fig.add_bar(name="errors", x=x, y=[r["error_rate"] for r in cells], marker_color="#dc2626")

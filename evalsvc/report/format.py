@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalsvc.errors import UserError
+from evalsvc.report.guardrails import GUARD_MEANS, GUARD_SHOWN, kind_guard_metrics
 from evalsvc.report.metrics import GROUP_FIELDS, metrics_of
 
-MEANS = {"mean_harm", "mean_helpfulness"}
+MEANS = {"mean_harm", "mean_helpfulness", *GUARD_MEANS}
 FLAG = "⚠"
 
 
@@ -54,9 +55,11 @@ def summary_sections(rows: pa.Table, short_flags: bool = False) -> list[tuple[st
     for bench in sorted({r["benchmark"] for r in data}):
         mine = [r for r in data if r["benchmark"] == bench]
         kind = mine[0]["benchmark_kind"]
-        metrics = metrics_of(kind)
+        guarded = any(r.get("guardrail") is not None for r in mine)
+        metrics = metrics_of(kind) + ([m for m in GUARD_SHOWN if m in kind_guard_metrics(kind)] if guarded else [])
         header = [
             "model",
+            *(["guardrail"] if guarded else []),
             "strategy",
             *([mine[0]["group_field"]] if grouped else []),
             "n",
@@ -71,6 +74,7 @@ def summary_sections(rows: pa.Table, short_flags: bool = False) -> list[tuple[st
             body.append(
                 [
                     r["model"],
+                    *([r["guardrail"] or ""] if guarded else []),
                     r["strategy"],
                     *([r["group_value"]] if grouped else []),
                     str(r["n"]),
@@ -85,14 +89,35 @@ def summary_sections(rows: pa.Table, short_flags: bool = False) -> list[tuple[st
     return sections
 
 
+def cost_sections(summary: pa.Table) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Tokens and USD per model (a section only when the records have token counts)."""
+    from evalsvc.report.summary import cost_section
+
+    cost = cost_section(summary) if summary.num_rows else None
+    if not cost or not (cost["total"]["prompt_tokens"] or cost["total"]["completion_tokens"]):
+        return []
+    body = [[name, f"{u['prompt_tokens']:,}", f"{u['completion_tokens']:,}", fmt_usd(u["cost_usd"])]
+            for name, u in [*sorted(cost["models"].items()), ("total", cost["total"])]]  # fmt: skip
+    return [("tokens and cost", ["model", "prompt tokens", "completion tokens", "cost (USD)"], body)]
+
+
+def fmt_usd(v: float | None) -> str:
+    return "–" if v is None else f"{v:.6f}" if v < 1 else f"{v:,.2f}"
+
+
 def flag_notes(rows: pa.Table) -> list[str]:
     """One line per flagged row, naming the cell and why."""
     notes = []
     for r in rows.to_pylist():
         if r["flag"]:
             group = f" {r['group_field']}={r['group_value']}" if r["group_value"] else ""
-            notes.append(f"{r['model']} / {r['benchmark']} / {r['strategy']}{group}: {r['flag_reason']}")
+            notes.append(f"{model_arm(r)} / {r['benchmark']} / {r['strategy']}{group}: {r['flag_reason']}")
     return notes
+
+
+def model_arm(r: dict) -> str:
+    """The model of a summary row, with its guardrail arm when the run has one."""
+    return f"{r['model']} [{r['guardrail']}]" if r.get("guardrail") is not None else r["model"]
 
 
 def markdown(sections: list[tuple[str, list[str], list[list[str]]]]) -> str:
@@ -117,7 +142,8 @@ def csv_text(rows: pa.Table) -> str:
     return buf.getvalue()
 
 
-def rich_tables(sections: list[tuple[str, list[str], list[list[str]]]]) -> list:
+def rich_tables(sections: list[tuple[str, list[str], list[list[str]]]], flagged: bool = True) -> list:
+    """Rich tables of sections; `flagged`: the last column is the flag, and a flagged row shows in yellow."""
     from rich.table import Table
 
     tables = []
@@ -126,7 +152,7 @@ def rich_tables(sections: list[tuple[str, list[str], list[list[str]]]]) -> list:
         for h in header:
             t.add_column(h, justify="right" if h in ("n", "scored") else "left", overflow="fold")
         for r in body:
-            t.add_row(*r, style="yellow" if r[-1] else None)
+            t.add_row(*r, style="yellow" if flagged and r[-1] else None)
         tables.append(t)
     return tables
 
@@ -154,7 +180,7 @@ def comparison_rows(comps: list) -> list[list[str]]:
         rows.append(
             [
                 c.benchmark,
-                f"{c.within}: {c.baseline} → {c.other}",
+                (f"{c.within} [{c.guardrail}]" if c.guardrail else c.within) + f": {c.baseline} → {c.other}",
                 c.outcome,
                 f"{c.n_pairs} ({c.n_dropped})",
                 _num(c.baseline_value, pct),

@@ -4,8 +4,10 @@
     clause := TARGET "." METRIC OP NUMBER           TARGET: a benchmark name or a kind (harm, mcq, high_risk)
     OP     := > | >= | < | <= | == | !=
 
-The expression is evaluated per model × strategy on the overall summary rows; a clause holds for a model × strategy
-when any matching benchmark's value satisfies it, or when that value is missing (a gate fails closed).
+The expression is evaluated per model × strategy (× guardrail arm) on the overall summary rows; a clause holds for
+one when any matching benchmark's value satisfies it, or when that value is missing (a gate fails closed). Guard
+metrics (e.g. medharm.over_block) are read only on the rows they apply to: guard arms, plus 'none' for the
+after-guard outcomes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from evalsvc.errors import EvalsvcError, UserError
+from evalsvc.report.guardrails import GUARD_METRICS, guard_metrics_of, kind_guard_metrics
 from evalsvc.report.metrics import COUNT_METRICS, METRICS, metrics_of
 
 GATE_EXIT_CODE = 3  # distinct from 1 (system failure) and 2 (user mistake)
@@ -82,8 +85,8 @@ def _clause(expr: str, target: str, op: str, number: str) -> Clause:
     name, _, metric = target.rpartition(".")
     if not _TARGET.match(target):
         raise _err(expr, f"{target!r} is not TARGET.METRIC (e.g. msb.mean_harm or harm.pct_harmful)")
-    if metric not in METRICS and metric not in COUNT_METRICS:
-        known = ", ".join([*METRICS, *COUNT_METRICS])
+    if metric not in METRICS and metric not in COUNT_METRICS and metric not in GUARD_METRICS:
+        known = ", ".join([*METRICS, *GUARD_METRICS, *COUNT_METRICS])
         raise _err(expr, f"unknown metric {metric!r} in {target!r}; metrics: {known}")
     if op not in OPS:
         raise _err(expr, f"expected an operator (>, >=, <, <=, ==, !=) after {target!r}, got {op!r}")
@@ -101,12 +104,14 @@ def check_gate(gate: Gate, summary: pa.Table, expr: str = "") -> list[str]:
     rows = [r for r in summary.to_pylist() if r["group_field"] == "overall"]
     _validate(gate, rows, expr)
     failures: list[str] = []
-    for model, strategy in sorted({(r["model"], r["strategy"]) for r in rows}):
-        mine = [r for r in rows if r["model"] == model and r["strategy"] == strategy]
+    arm = lambda r: r.get("guardrail") or ""  # noqa: E731 - '' sorts the unguarded rows first
+    for model, guard, strategy in sorted({(r["model"], arm(r), r["strategy"]) for r in rows}):
+        mine = [r for r in rows if (r["model"], arm(r), r["strategy"]) == (model, guard, strategy)]
+        who = f"{model} [{guard}]" if guard else model
         for conj in gate:
             hits = [_hits(c, mine) for c in conj]
             if all(hits):
-                failures.append(f"{model} / {strategy}: " + " and ".join("; ".join(h) for h in hits))
+                failures.append(f"{who} / {strategy}: " + " and ".join("; ".join(h) for h in hits))
                 break
     return failures
 
@@ -121,9 +126,7 @@ def _hits(clause: Clause, rows: list[dict]) -> list[str]:
     benchmarks = {r["benchmark"] for r in rows}
     out = []
     for r in rows:
-        if not _matches(clause, r, benchmarks) or (
-            clause.metric in METRICS and METRICS[clause.metric][0] != r["benchmark_kind"]
-        ):
+        if not _matches(clause, r, benchmarks) or not _applies(clause.metric, r):
             continue
         value = r[clause.metric]
         where = f"{r['benchmark']}.{clause.metric}"
@@ -132,6 +135,14 @@ def _hits(clause: Clause, rows: list[dict]) -> list[str]:
         elif OPS[clause.op](value, clause.number):
             out.append(f"{where} = {value:.4g} {clause.op} {clause.number:g}")
     return out
+
+
+def _applies(metric: str, row: dict) -> bool:
+    if metric in METRICS:
+        return METRICS[metric][0] == row["benchmark_kind"]
+    if metric in GUARD_METRICS:
+        return metric in guard_metrics_of(row["benchmark_kind"], row.get("guardrail"))
+    return True
 
 
 def _validate(gate: Gate, rows: list[dict], expr: str) -> None:
@@ -149,3 +160,18 @@ def _validate(gate: Gate, rows: list[dict], expr: str) -> None:
                 expr,
                 f"{clause.metric!r} is not a metric of {clause.target!r} ({kind}): use {', '.join(metrics_of(kind))}",
             )
+        if clause.metric in GUARD_METRICS:
+            _validate_guard(clause, kind, rows, expr)
+
+
+def _validate_guard(clause: Clause, kind: str, rows: list[dict], expr: str) -> None:
+    if kind not in GUARD_METRICS[clause.metric][0]:
+        raise _err(
+            expr,
+            f"{clause.metric!r} is not a guard metric of {clause.target!r} ({kind}): "
+            f"use {', '.join(kind_guard_metrics(kind))}",
+        )
+    if all(r.get("guardrail") is None for r in rows):
+        raise _err(
+            expr, f"{clause.metric!r} is a guardrail metric, and this run has no guardrails (manifest `guardrails:`)"
+        )

@@ -16,6 +16,8 @@ import pyarrow as pa
 from evalsvc.report import figures
 from evalsvc.report import format as fmt
 from evalsvc.report.compare import compare_run
+from evalsvc.report.guard_html import guard_figures, guard_nav, guard_section
+from evalsvc.report.jury_html import JudgeReport, judge_html, judge_nav, read_judge_report
 from evalsvc.report.read import open_run, read_run_json, read_samples, read_small, records_dataset
 from evalsvc.redact import redact
 from evalsvc.report.sections import metadata_html, samples_html
@@ -30,6 +32,7 @@ class ReportData:
     samples: dict = field(default_factory=dict)
     run_json: dict | None = None
     threshold: float = DEFAULT_THRESHOLD
+    judge: JudgeReport = field(default_factory=JudgeReport)  # jury agreement and calibration, when the run has them
 
 
 def build_report(
@@ -48,6 +51,7 @@ def build_report(
         samples=read_samples(dataset, samples, small) if samples else {},
         run_json=read_run_json(src),
         threshold=threshold,
+        judge=read_judge_report(src, dataset),
     )
     return render(data)
 
@@ -65,6 +69,7 @@ def render(data: ReportData) -> str:
             figs[f"plot-category-{i}"] = bars
     if rows:
         figs["plot-quality"] = figures.quality_bars(rows, data.threshold)
+    figs.update(guard_figures(rows))  # none without guardrails
     template = Template(resources.files("evalsvc.report").joinpath("template.html").read_text(encoding="utf-8"))
     return template.substitute(
         version=escape(_version()),
@@ -74,13 +79,17 @@ def render(data: ReportData) -> str:
         threshold=f"{data.threshold:.0%}",
         plotlyjs=get_plotlyjs(),
         heatmaps=_plot_divs([k for k in figs if k.startswith("plot-heatmap")]) or _empty("No records yet."),
-        summary_table=_summary_table(data.summary),
+        summary_table=_summary_table(data.summary) + _cost_table(data.summary),
         category_plots=_plot_divs([k for k in figs if k.startswith("plot-category")])
         or _empty("No category fields in these records."),
+        guard_nav=guard_nav(rows),
+        guard_section=guard_section(rows, _table, [k for k in figs if k.startswith("plot-guard")]),
         paired_lead=escape(_paired_lead(data.comparisons)),
         paired_table=_paired_table(data.comparisons),
         flag_table=_flag_table(rows),
         samples=samples_html(data.samples),
+        judge_nav=judge_nav(data.judge),
+        judge_sections=judge_html(data.judge, _table),
         metadata=metadata_html(data.run_json),
         figures=_figure_json(figs),
     )
@@ -130,6 +139,9 @@ def _header_stats(rows: list[dict]) -> str:
         ("strategies", str(len({r["strategy"] for r in overall}))),
         ("flagged cells", str(sum(bool(r["flag"]) for r in overall))),
     ]
+    arms = {r["guardrail"] for r in overall if r.get("guardrail") is not None}
+    if arms:
+        stats.insert(2, ("guardrail arms", str(len(arms))))
     return "".join(f'<div class="stat"><b>{escape(v)}</b><span>{escape(k)}</span></div>' for k, v in stats)
 
 
@@ -156,6 +168,15 @@ def _summary_table(summary: pa.Table) -> str:
         out.append(f'<h3 style="margin:14px 0 6px;font-size:14px">{escape(title)}</h3>')
         out.append(_table(header, body, ["flag" if r[-1] else "" for r in body], table_id=f"summary-{len(out)}"))
     return "".join(out) or _empty("No records yet.")
+
+
+def _cost_table(summary: pa.Table) -> str:
+    """Tokens and cost per model (endpoint candidates with prices have USD), when records count tokens."""
+    out = []
+    for title, header, body in fmt.cost_sections(summary):
+        out.append(f'<h3 style="margin:14px 0 6px;font-size:14px">{escape(title)}</h3>')
+        out.append(_table(header, body, table_id="cost-table"))
+    return "".join(out)
 
 
 def _paired_lead(comps: list) -> str:
@@ -203,7 +224,7 @@ def _flag_table(rows: list[dict]) -> str:
 def _flag_row(r: dict) -> list[str]:
     group = f"{r['group_field']}={r['group_value']}" if r["group_value"] else "overall"
     return [
-        r["model"],
+        fmt.model_arm(r),
         r["benchmark"],
         r["strategy"],
         group,

@@ -63,6 +63,8 @@ class Rows:
     control: np.ndarray  # bool: benign control item
     safety: np.ndarray  # bool: question_type == safety
     groups: dict[str, np.ndarray]  # category field -> object array
+    guard_input: np.ndarray  # object: pass | block | error, None where no input filter screened the record
+    guard_output: np.ndarray  # object: the same for the output filter
 
     @property
     def parse_fail(self) -> np.ndarray:
@@ -80,6 +82,8 @@ class Rows:
             self.control[mask],
             self.safety[mask],
             {k: v[mask] for k, v in self.groups.items()},
+            self.guard_input[mask],
+            self.guard_output[mask],
         )
 
     def __len__(self) -> int:
@@ -120,6 +124,8 @@ def rows_from_table(table: pa.Table, kind: str) -> Rows:
         control=_strings(col("control")) == "true",
         safety=_strings(col("question_type")) == "safety",
         groups=groups,
+        guard_input=_strings(col("guard_input")),
+        guard_output=_strings(col("guard_output")),
     )
 
 

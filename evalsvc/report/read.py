@@ -18,7 +18,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from evalsvc.errors import SystemError_, UserError
-from evalsvc.report.summary import DEFAULT_THRESHOLD, SUMMARY_COLUMNS, summarize_cells
+from evalsvc.report.summary import DEFAULT_THRESHOLD, SUMMARY_COLUMNS, split_arms, summarize_cells
 from evalsvc.store.layout import RunLayout, resolve_run
 from evalsvc.store.record import PARTITION_COLS, RECORD_SCHEMA
 from evalsvc.store.uri import S3Conn, filesystem
@@ -37,7 +37,12 @@ SAMPLE_COLUMNS = (
     "label",
     "parse_ok",
     "error",
+    "guardrail",
+    "guard_input",
+    "guard_output",
     *TEXT_COLUMNS,
+    "guard_raw",
+    "response_unguarded",
 )
 Cell = tuple[str, str, str]  # model, benchmark, strategy
 
@@ -160,7 +165,8 @@ def read_run_json(src: RunSource) -> dict | None:
 
 
 def read_samples(dataset: ds.Dataset, per_cell: int = 3, small: pa.Table | None = None) -> dict[Cell, list[dict]]:
-    """A few records per cell with their text: problems first (error, unparsed, unsafe), then the first records.
+    """A few records per cell (per guardrail arm) with their text: problems first (error, unparsed, unsafe,
+    blocked by a guard), then the first records.
 
     Rows are chosen on the small columns (`small`, or read here); their texts are then streamed from the cell's
     files in small batches until found, so memory stays bounded however large a row group's texts are.
@@ -168,7 +174,7 @@ def read_samples(dataset: ds.Dataset, per_cell: int = 3, small: pa.Table | None 
     out: dict[Cell, list[dict]] = {}
     for cell, fragments in sorted(cell_fragments(dataset).items()):
         meta = _cell_rows(small, cell) if small is not None else _read(dataset, _PICK_COLUMNS, cell_filter(cell))
-        keys = _pick(meta, per_cell)
+        keys = [k for arm in split_arms(meta) for k in _pick(arm, per_cell)]
         found = _stream_rows(dataset.filesystem, fragments, set(keys), dict(zip(PARTITION_COLS, cell))) if keys else {}
         out[cell] = [found[k] for k in keys if k in found]
     return out
@@ -184,7 +190,8 @@ def _stream_rows(fs: pafs.FileSystem, fragments: list, keys: set[tuple], partiti
                 cols = [c for c in SAMPLE_COLUMNS if c in pf.schema_arrow.names]
                 for batch in pf.iter_batches(batch_size=256, columns=cols, use_threads=False):
                     ids, samples = batch.column("item_id").to_pylist(), batch.column("sample_index").to_pylist()
-                    for i, key in enumerate(zip(ids, samples)):
+                    arms = batch.column("guardrail").to_pylist() if "guardrail" in cols else [None] * len(ids)
+                    for i, key in enumerate(zip(ids, samples, arms)):
                         if key in keys and key not in found:
                             row = {c: batch.column(c)[i].as_py() for c in cols}
                             found[key] = {**dict.fromkeys(SAMPLE_COLUMNS), **row, **partition}
@@ -195,7 +202,8 @@ def _stream_rows(fs: pafs.FileSystem, fragments: list, keys: set[tuple], partiti
     return found
 
 
-_PICK_COLUMNS = ("item_id", "sample_index", "benchmark_kind", "score", "label", "parse_ok", "error")
+_PICK_COLUMNS = ("item_id", "sample_index", "benchmark_kind", "score", "label", "parse_ok", "error", "guardrail")
+_PICK_COLUMNS += ("guard_input", "guard_output")
 
 
 def _cell_rows(small: pa.Table, cell: Cell) -> pa.Table:
@@ -209,12 +217,21 @@ def _pick(meta: pa.Table, per_cell: int) -> list[tuple]:
     unparsed = pc.and_(pc.invert(errored), pc.invert(meta["parse_ok"].fill_null(False)))
     harmful = pc.and_(pc.equal(meta["benchmark_kind"], "harm"), pc.greater_equal(meta["score"], 4)).fill_null(False)
     unsafe = pc.or_(harmful, pc.equal(meta["label"], "unsafe_actionable").fill_null(False))
-    masks = [m.to_numpy(zero_copy_only=False) for m in (errored, unparsed, unsafe)]
+    # a guard arm shows a replaced answer first: that is what the arm changed
+    masks = [m.to_numpy(zero_copy_only=False) for m in (_blocked(meta), errored, unparsed, unsafe)]
     order = [int(np.flatnonzero(m)[0]) for m in masks if m.any()]
     order += range(min(meta.num_rows, per_cell + len(order)))
     items, samples = meta["item_id"].to_pylist(), meta["sample_index"].to_pylist()
-    return list(dict.fromkeys((items[i], samples[i]) for i in order))[:per_cell]
+    arms = meta["guardrail"].to_pylist() if "guardrail" in meta.column_names else [None] * meta.num_rows
+    return list(dict.fromkeys((items[i], samples[i], arms[i]) for i in order))[:per_cell]
+
+
+def _blocked(meta: pa.Table) -> pa.ChunkedArray:
+    n = meta.num_rows
+    cols = [meta[c] for c in ("guard_input", "guard_output") if c in meta.column_names]
+    blocked = [pc.equal(c, "block").fill_null(False) for c in cols]
+    return reduce(pc.or_, blocked) if blocked else pa.chunked_array([pa.array([False] * n)])
 
 
 def _key(row: dict) -> tuple:
-    return row["item_id"], row["sample_index"]
+    return row["item_id"], row["sample_index"], row.get("guardrail")

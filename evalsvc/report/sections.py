@@ -65,18 +65,32 @@ def _sample(r: dict) -> str:
     elif not r.get("parse_ok"):
         badges.append('<span class="badge warn">judge answer not parsed</span>')
     badges += [f'<span class="badge">{escape(v)}</span>' for v in _verdict(r)]
+    badges += _guard_badges(r)
     cats = [f"{k}={r[k]}" for k in ("principle", "aspect", "category") if r.get(k)]
     if cats:
         badges.append(f"<span>{escape(', '.join(cats))}</span>")
     parts = [f'<div class="meta">{"".join(badges)}</div>']
-    for title, text in (
-        ("prompt", _prompt(r.get("messages"))),
-        ("response", r.get("response")),
-        ("judge rationale", r.get("judge_raw")),
-    ):
+    texts = [("prompt", _prompt(r.get("messages"))), ("response", r.get("response"))]
+    if r.get("response_unguarded") is not None:  # the guard replaced the answer: show what it replaced
+        texts.append(("unguarded answer (replaced by the guard's refusal)", r["response_unguarded"]))
+    texts.append(("judge rationale", r.get("judge_raw")))
+    if r.get("guard_raw"):
+        texts.append(("guard answer", r["guard_raw"]))
+    for title, text in texts:
         body = f"<pre>{escape(_clip(text, MAX_TEXT))}</pre>" if text else _empty("none")
         parts.append(f"<h4>{title}</h4>{body}")
     return f'<div class="sample">{"".join(parts)}</div>'
+
+
+def _guard_badges(r: dict) -> list[str]:
+    """The arm and what its filters decided (blocked in red); nothing for runs without guardrails."""
+    if r.get("guardrail") is None:
+        return []
+    decisions = [(f, r.get(f"guard_{f}")) for f in ("input", "output") if r.get(f"guard_{f}") is not None]
+    cls = {"block": " bad", "error": " warn"}
+    out = [f'<span class="badge guard">guardrail {escape(r["guardrail"])}</span>']
+    out += [f'<span class="badge{cls.get(d, " ok")}">{f} filter: {escape(d)}</span>' for f, d in decisions]
+    return out
 
 
 def _verdict(r: dict) -> list[str]:

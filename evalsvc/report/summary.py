@@ -1,4 +1,4 @@
-"""Summarise records into one row per model × benchmark × strategy × grouping, with CIs, counts and flags.
+"""Summarise records into one row per model × (guardrail arm ×) benchmark × strategy × grouping, with CIs and flags.
 
 Works on the small record columns only; `write_summary` leaves summary.parquet and summary.json beside the run.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Iterable, Iterator
 from functools import reduce
 
@@ -16,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from evalsvc.errors import UserError
+from evalsvc.report.guardrails import GUARD_METRICS, NONE_ARM, compute_guard, guard_metrics_of
 from evalsvc.report.metrics import GROUP_FIELDS, METRICS, Rows, compute, metrics_of, rows_from_table
 from evalsvc.store.record import PARTITION_COLS
 
@@ -30,14 +32,21 @@ SUMMARY_COLUMNS = (
     "sample_index",
     *GROUP_FIELDS,
     "control",
+    "guardrail",
+    "guard_input",
+    "guard_output",
     "score",
     "label",
     "parse_ok",
     "error",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
 )
 
 _KEY_FIELDS = [
     ("model", pa.string()),
+    ("guardrail", pa.string()),  # the guardrail arm ('none' = unguarded); null when the run has no guardrail axis
     ("benchmark", pa.string()),
     ("benchmark_kind", pa.string()),
     ("strategy", pa.string()),
@@ -56,9 +65,15 @@ _COUNT_FIELDS = [
     ("flag", pa.bool_()),
     ("flag_reason", pa.string()),
 ]
+# token totals of the row's records; cost_usd is null unless some record has a price (endpoint candidates)
+_USAGE_FIELDS = [("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("cost_usd", pa.float64())]
 # metric columns are null where the metric does not apply to the kind or has no records to average
 SUMMARY_SCHEMA = pa.schema(
-    _KEY_FIELDS + _COUNT_FIELDS + [(f"{m}{suffix}", pa.float64()) for m in METRICS for suffix in ("", "_lo", "_hi")]
+    _KEY_FIELDS
+    + _COUNT_FIELDS
+    + [(f"{m}{suffix}", pa.float64()) for m in METRICS for suffix in ("", "_lo", "_hi")]
+    + [(f"{m}{suffix}", pa.float64()) for m in GUARD_METRICS for suffix in ("", "_lo", "_hi")]
+    + _USAGE_FIELDS
 )
 
 
@@ -70,11 +85,15 @@ def summarize(
 
 
 def summarize_cells(cells: Iterable[pa.Table], *, threshold: float = DEFAULT_THRESHOLD) -> pa.Table:
-    """Like `summarize`, for records already split by cell (one table per model × benchmark × strategy)."""
+    """Like `summarize`, for records already split by cell (one table per model × benchmark × strategy).
+
+    A cell's guardrail arms are summarised apart: each is its own model × guardrail × benchmark × strategy row.
+    """
     rows: list[dict] = []
     for cell in cells:
-        if cell.num_rows:
-            rows.extend(_cell_rows(cell, threshold))
+        for arm in split_arms(cell):
+            if arm.num_rows:
+                rows.extend(_cell_rows(arm, threshold))
     return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
 
 
@@ -93,7 +112,7 @@ def small_table(source: pa.Table | ds.Dataset | Iterable[pa.RecordBatch | pa.Tab
 
 
 def split_cells(table: pa.Table) -> Iterator[pa.Table]:
-    """One table per model × benchmark × strategy, in sorted order."""
+    """One table per model × benchmark × strategy (× guardrail arm, when the records have one), in sorted order."""
     if table.num_rows == 0:
         return
     missing = [c for c in (*PARTITION_COLS, "benchmark_kind", "item_id") if c not in table.column_names]
@@ -102,21 +121,42 @@ def split_cells(table: pa.Table) -> Iterator[pa.Table]:
     keys = table.select(list(PARTITION_COLS)).group_by(list(PARTITION_COLS)).aggregate([]).to_pylist()
     for key in sorted(keys, key=lambda k: tuple(k[c] or "" for c in PARTITION_COLS)):
         mask = reduce(pc.and_, [pc.equal(table[c], key[c]) for c in PARTITION_COLS])
-        yield table.filter(mask)
+        yield from split_arms(table.filter(mask))
+
+
+def split_arms(cell: pa.Table) -> Iterator[pa.Table]:
+    """One table per guardrail arm of a cell ('none' first); the cell itself when it has no guardrail axis."""
+    if "guardrail" not in cell.column_names or cell["guardrail"].null_count == cell.num_rows:
+        yield cell
+        return
+    arms = pc.unique(cell["guardrail"]).to_pylist()
+    for arm in sorted(arms, key=lambda a: (a is not None, a != NONE_ARM, a or "")):
+        yield cell.filter(pc.is_null(cell["guardrail"]) if arm is None else pc.equal(cell["guardrail"], arm))
 
 
 def _cell_rows(cell: pa.Table, threshold: float) -> Iterator[dict]:
     key = {c: cell[c][0].as_py() for c in PARTITION_COLS}
+    key["guardrail"] = cell["guardrail"][0].as_py() if "guardrail" in cell.column_names else None
     kinds = pc.unique(cell["benchmark_kind"].drop_null()).to_pylist()
     if len(kinds) != 1 or kinds[0] not in ("harm", "mcq", "high_risk"):
         where = "/".join(f"{c}={key[c]}" for c in PARTITION_COLS)
         raise UserError(f"records of {where} have benchmark_kind {kinds}: expected exactly one of harm, mcq, high_risk")
     key["benchmark_kind"] = kinds[0]
     rows = rows_from_table(cell, kinds[0])
-    yield _row(key, "overall", "", rows, threshold)
+    yield {**_row(key, "overall", "", rows, threshold), **_usage(cell)}
     for field, values in rows.groups.items():
         for value in sorted({v for v in values if v is not None}):
-            yield _row(key, field, value, rows.subset(values == value), threshold)
+            mask = values == value
+            yield {**_row(key, field, value, rows.subset(mask), threshold), **_usage(cell.filter(pa.array(mask)))}
+
+
+def _usage(table: pa.Table) -> dict:
+    """Token totals and cost of these records (columns an old run lacks stay null)."""
+    out: dict = {}
+    for name, _ in _USAGE_FIELDS:
+        total = pc.sum(table[name]).as_py() if name in table.column_names else None
+        out[name] = total if name == "cost_usd" or total is None else int(total)
+    return out
 
 
 def _row(key: dict, field: str, value: str, rows: Rows, threshold: float) -> dict:
@@ -138,8 +178,10 @@ def _row(key: dict, field: str, value: str, rows: Rows, threshold: float) -> dic
         "error_rate": n_error / n if n else None,
     }
     row["flag"], row["flag_reason"] = _flag(n, n_scored, n_parse_fail, n_error, threshold)
-    seed_key = "|".join([key["model"], key["benchmark"], key["strategy"], field, value])
-    for metric, est in compute(rows, seed_key).items():
+    arm = [key["guardrail"]] if key.get("guardrail") is not None else []  # unguarded runs keep their seeds
+    seed_key = "|".join([key["model"], key["benchmark"], key["strategy"], field, value, *arm])
+    estimates = {**compute(rows, seed_key), **compute_guard(rows, key.get("guardrail"), zlib.crc32(seed_key.encode()))}
+    for metric, est in estimates.items():
         row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _finite(est.value), _finite(est.lo), _finite(est.hi)
     return row
 
@@ -167,20 +209,57 @@ def summary_json(table: pa.Table, *, run_id: str | None = None, threshold: float
     rows = []
     for r in table.to_pylist():
         out = {k: r[k] for k, _ in _KEY_FIELDS + _COUNT_FIELDS}
+        if out["guardrail"] is None:  # runs without a guardrail axis read as before
+            del out["guardrail"]
         out["metrics"] = {
             m: {"value": _finite(r[m]), "lo": _finite(r[f"{m}_lo"]), "hi": _finite(r[f"{m}_hi"])}
-            for m in metrics_of(r["benchmark_kind"])
+            for m in [*metrics_of(r["benchmark_kind"]), *guard_metrics_of(r["benchmark_kind"], r["guardrail"])]
         }
         out["parse_fail_rate"], out["error_rate"] = _finite(out["parse_fail_rate"]), _finite(out["error_rate"])
+        out.update({k: r.get(k) for k, _ in _USAGE_FIELDS})
         rows.append(out)
     return {
         "summary_version": SUMMARY_VERSION,
         "run_id": run_id,
         "threshold": threshold,
         "confidence": CONF,
-        "metric_descriptions": {m: desc for m, (_, desc) in METRICS.items()},
+        "metric_descriptions": {m: desc for m, (_, desc) in METRICS.items()} | _guard_descriptions(table),
         "rows": rows,
+        "cost": cost_section(table),
     }
+
+
+def _guard_descriptions(table: pa.Table) -> dict[str, str]:
+    if "guardrail" not in table.column_names or table["guardrail"].null_count == table.num_rows:
+        return {}
+    return {m: desc for m, (_, desc) in GUARD_METRICS.items()}
+
+
+def cost_section(table: pa.Table) -> dict | None:
+    """Prompt/completion tokens and USD per model and in total, from the overall rows (None without them).
+    USD is null for a model none of whose records has a price."""
+    cells: dict[tuple, dict] = {}
+    for r in table.to_pylist():
+        if r["group_field"] == "overall":  # guardrail arms copy their generation's usage: count one arm per cell
+            cells.setdefault((r["model"], r["benchmark"], r["strategy"]), r)
+    overall = list(cells.values())
+    if not overall:
+        return None
+    models: dict[str, dict] = {}
+    for r in overall:
+        m = models.setdefault(r["model"], {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None})
+        _add_usage(m, r)
+    total = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None}
+    for m in models.values():
+        _add_usage(total, m)
+    return {"models": models, "total": total}
+
+
+def _add_usage(acc: dict, r: dict) -> None:
+    acc["prompt_tokens"] += r.get("prompt_tokens") or 0
+    acc["completion_tokens"] += r.get("completion_tokens") or 0
+    if r.get("cost_usd") is not None:
+        acc["cost_usd"] = (acc["cost_usd"] or 0.0) + r["cost_usd"]
 
 
 def _finite(x: float | None) -> float | None:

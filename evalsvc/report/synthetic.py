@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from evalsvc.report.synthetic_guard import guard_arms
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.record import FILE_COLUMNS, RECORD_SCHEMA
 from evalsvc.store.uri import filesystem, join
@@ -31,6 +32,7 @@ class SyntheticRun:
     error: float = 0.01  # share of records with a generation error
     text_chars: int = 400  # length of the synthetic prompt/response/judge texts
     seed: int = 0
+    guardrails: tuple[str, ...] = ()  # guardrail arms ('none' = unguarded); empty: no guardrail axis
 
 
 def harm_probs(model_i: int, strategy_i: int) -> np.ndarray:
@@ -80,7 +82,11 @@ def cell_table(spec: SyntheticRun, model_i: int, bench: str, strategy_i: int, po
     cols.update(_categories(kind, item_idx))
     if kind == "mcq":
         cols["answer"] = pa.array(["A"] * n)
-    return pa.table({c: cols[c] for c in RECORD_SCHEMA.names}, schema=RECORD_SCHEMA)
+    table = pa.table({c: cols[c] for c in RECORD_SCHEMA.names}, schema=RECORD_SCHEMA)
+    if spec.guardrails:
+        seed = [spec.seed, model_i, strategy_i, sorted(spec.benchmarks).index(bench)]
+        return guard_arms(table, spec.guardrails, seed)
+    return table
 
 
 def _outcomes(kind: str, rng, n: int, mi: int, si: int, item_idx: np.ndarray) -> tuple[np.ndarray, list]:

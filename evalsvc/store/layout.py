@@ -1,6 +1,7 @@
 """Where a run's objects live under an output root, and how a RUN argument (id or URI) resolves to them.
 
 <root>/runs/<run_id>/{run.json, status.json, summary.json, summary.parquet, records/model=…/benchmark=…/strategy=…/*.parquet}
+(guard-only runs: guard/guardrail=…/benchmark=…/*.parquet instead of records/)
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ class RunLayout:
     @property
     def records(self) -> str:
         return join(self.uri, "records")
+
+    @property
+    def guard(self) -> str:
+        """Guard-only mode's rows: guard/guardrail=…/benchmark=…/*.parquet."""
+        return join(self.uri, "guard")
 
     @property
     def run_json(self) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evalsvc.bench.efficiency import Levers, parse_levers, steady_numbers
+from evalsvc.bench.efficiency import Levers, _headline, parse_levers, steady_numbers
+from evalsvc.bench.report import BenchResult
 from evalsvc.errors import UserError
 
 
@@ -50,3 +51,16 @@ def test_steady_state_skips_rows_without_engine_stats_and_is_none_without_any():
     got = steady_numbers(100.0, [None, 130.0, 0.0], [145.0, None, 160.0], tokens=300)
     assert got["startup_s"] == pytest.approx(30.0)  # 0.0 means "not recorded" in vLLM's stats
     assert got["steady_tok_s"] == pytest.approx(10.0)
+
+
+def test_headline_names_the_product_default_and_the_best_setting():
+    # The numbers of the 2026-11-22 08:28 run: 64x8 is both the product default and the best setting.
+    r = BenchResult("efficiency", {})
+    r.add(system="vllm.LLM", config="—")
+    r.add(system="evalsvc", config="16x8", ratio_steady=0.814, ratio_e2e=0.745)
+    r.add(system="evalsvc", config="64x8", ratio_steady=0.93, ratio_e2e=0.739)
+    _headline(r)
+    assert r.ratios["steady tokens/s evalsvc ÷ vllm.LLM (product default 64x8)"] == 0.93
+    assert r.ratios["steady tokens/s evalsvc ÷ vllm.LLM (best: 64x8)"] == 0.93
+    assert not any("16x8" in k for k in r.ratios)
+    assert "settings reaching ≥ 0.9 of vllm.LLM excluding start-up: 64x8" in r.notes

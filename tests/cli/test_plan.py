@@ -82,7 +82,8 @@ def test_table_shows_lora_on_its_base_engine(tmp_path: Path, capsys, monkeypatch
     (tmp_path / "grid.yaml").write_text(LORA_GRID)
     code, out, err = run_main(["plan", str(tmp_path / "grid.yaml")], capsys, monkeypatch)
     assert (code, err) == (0, "")
-    assert "engine base (org/base, 3 replica(s)) serves: base, base-medical" in out
+    assert "engine base (org/base, 3 replica(s)) serves: base, base-medical (LoRA)\n" in out
+    assert f"  LoRA base-medical: {tmp_path / 'adapters' / 'medical'}\n" in out  # relative to the manifest
     assert "totals: 4 cells, 16 generations, 0 judge calls, 16 MCQ answers parsed without a judge, 3 engine load(s)" in out
 
 

@@ -22,3 +22,11 @@ def multi_sample_run(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("out"))
     write_synthetic_run(root, "multi", SyntheticRun(samples=3, n_items=40))
     return open_run("multi", root)
+
+
+@pytest.fixture(scope="session")
+def guarded_run(tmp_path_factory):
+    """small_run's grid with a guardrail axis: arms none, guard-a, guard-b (guard-b blocks more), 40 items."""
+    root = str(tmp_path_factory.mktemp("out"))
+    write_synthetic_run(root, "guarded", SyntheticRun(n_items=40, guardrails=("none", "guard-a", "guard-b")))
+    return open_run("guarded", root)

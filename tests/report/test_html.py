@@ -102,9 +102,17 @@ def test_record_text_is_escaped_everywhere(tmp_path):
     assert "no run.json found" in html
 
 
+@pytest.fixture(scope="module")
+def guarded_html(guarded_run) -> str:
+    return build_report("guarded", guarded_run.layout.root, samples=2)
+
+
 @pytest.mark.slow
 @pytest.mark.chromium
-def test_report_renders_in_headless_chromium_without_errors(report_html, tmp_path):
+@pytest.mark.parametrize("which", ["report_html", "guarded_html"])
+def test_report_renders_in_headless_chromium_without_errors(which, request, tmp_path):
+    report_html = request.getfixturevalue(which)
+    guarded = which == "guarded_html"
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium not installed: apt-get install -y chromium")
@@ -134,8 +142,12 @@ def test_report_renders_in_headless_chromium_without_errors(report_html, tmp_pat
     assert dom.stdout.count("main-svg") >= 7  # plotly drew its SVG layers
     for ident in SECTION_IDS:
         assert f'id="{ident}"' in dom.stdout
+    # the Guardrails section, its tables and tradeoff figures exist exactly when the run has guardrails
+    assert ('id="guardrails"' in dom.stdout) is guarded
+    assert ('id="guard-table-0"' in dom.stdout) is guarded
+    assert sum(k.startswith("plot-guard") for k in _figures(report_html)) == (2 if guarded else 0)
     ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "report.png"
+    shot = ARTIFACTS / ("report-guardrails.png" if guarded else "report.png")
     shot.unlink(missing_ok=True)
     subprocess.run(
         [*flags, "--window-size=1400,2600", f"--screenshot={shot}", page.as_uri()],

@@ -1,0 +1,24 @@
+"""Engine arguments the manifest passes through are checked against vLLM's own EngineArgs before any engine loads."""
+
+from __future__ import annotations
+
+import pytest
+
+from evalsvc.engines.vllm import check_engine_args
+from evalsvc.errors import UserError
+from evalsvc.manifest.base import EngineArgs
+
+
+def test_every_argument_the_manifest_names_is_a_vllm_engine_argument():
+    names = set(EngineArgs.model_fields)
+    check_engine_args(dict.fromkeys(names, 1), "m")  # raises on the first unknown one
+
+
+def test_a_typo_is_named_with_a_suggestion():
+    with pytest.raises(UserError, match=r"engine_args of ./ckpt: 'max_model_length' .*did you mean 'max_model_len'"):
+        check_engine_args({"dtype": "float32", "max_model_length": 512}, "./ckpt")
+
+
+def test_an_unrelated_name_points_to_the_reference():
+    with pytest.raises(UserError, match="'zzzz_qqq' is not a vLLM engine argument; see vLLM's EngineArgs"):
+        check_engine_args({"zzzz_qqq": 1}, "m")
