@@ -36,7 +36,7 @@ def plan(
         m = p.model(engine)
         if m.endpoint is not None:
             qps = f"qps {m.endpoint.qps:g}" if m.endpoint.qps else "no qps limit"
-            console.print(f"endpoint [bold]{engine}[/bold] ({m.source}): endpoint (no load), {qps}, "
+            console.print(f"endpoint [bold]{engine}[/bold] ({escape(m.source)}): endpoint (no load), {qps}, "
                           f"{m.endpoint.concurrency} in flight")  # fmt: skip
             continue
         adapters = [p.model(s) for s in served if p.model(s).adapter]

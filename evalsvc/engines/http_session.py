@@ -151,6 +151,9 @@ class BatchSession:
             kind = "timeout" if isinstance(e, asyncio.TimeoutError) else type(e).__name__
             return {"status": 0, "latency_s": time.monotonic() - t0, "error": f"{kind}: {str(e)[:ERROR_BODY_CHARS]}",
                     "body": "", "retry": True}  # fmt: skip
+        except Exception as e:  # anything else (a body that does not decode, …) is final, but still a record
+            return {"status": 0, "latency_s": time.monotonic() - t0,
+                    "error": f"{type(e).__name__}: {str(e)[:ERROR_BODY_CHARS]}", "body": ""}  # fmt: skip
 
     def _scrub(self, outcome: dict) -> dict:
         """An error body may echo the request's credentials; they never reach a record."""

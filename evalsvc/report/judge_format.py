@@ -46,8 +46,8 @@ def calibration_row(v: dict) -> list[str]:
 def confusion_section(v: dict) -> Section:
     """Rows: the reference; columns: what the judge said (parsed rows only)."""
     labels = [str(x) for x in v["labels"]]
-    body = [[f"ref {lab}", *map(str, row)] for lab, row in zip(labels, v["confusion"])]
-    return (f"confusion of {v['juror']} (rows: reference, columns: judge)", ["", *labels], body)
+    body = [[lab, *map(str, row)] for lab, row in zip(labels, v["confusion"])]
+    return (f"confusion: {v['juror']}", ["reference \\ judge", *labels], body)
 
 
 def pct(x: float | None) -> str:

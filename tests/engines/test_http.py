@@ -27,7 +27,8 @@ KEY = "sk-test-0123456789abcdef"
 
 class Stub(ThreadingHTTPServer):
     """Answers chat completions by the requested model name: ok, flaky (429 twice), missing (404), broken
-    (500, not JSON), slow (sleeps 2 s), echo-key (401 echoing the Authorization header). Records every request."""
+    (500, not JSON), slow (sleeps 2 s), garbled (200, not UTF-8), echo-key (401 echoing the Authorization header).
+    Records every request."""
 
     daemon_threads = True
 
@@ -70,6 +71,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(404, {"error": {"message": f"model {model} not found"}})
         if model == "broken":
             return self._send(500, "internal error", ctype="text/plain")
+        if model == "garbled":
+            return self._send(200, b"\xff\xfe{", ctype="application/json; charset=utf-8")
         if model == "echo-key":
             return self._send(401, {"error": {"message": f"bad key {self.headers.get('Authorization')}"}})
         text = "answer to " + body["messages"][-1]["content"]
@@ -77,7 +80,9 @@ class Handler(BaseHTTPRequestHandler):
                          "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}})
 
     def _send(self, status: int, payload, headers: dict | None = None, ctype: str = "application/json") -> None:
-        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        if not isinstance(payload, bytes):
+            payload = payload if isinstance(payload, str) else json.dumps(payload)
+        data = payload if isinstance(payload, bytes) else payload.encode()
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
@@ -195,6 +200,8 @@ def test_5xx_timeouts_and_refused_connections_end_as_errors_after_the_retries(st
     out = _post_all(_sessions(retries=2, timeout=0.5), stub.url, [_body("broken"), _body("slow")])
     assert out[0]["error"] == "HTTP 500 Internal Server Error: internal error" and out[0]["attempts"] == 3
     assert out[1]["error"].startswith("timeout") and out[1]["attempts"] == 3
+    garbled = _post_all(_sessions(retries=2), stub.url, [_body("garbled")])[0]
+    assert garbled["error"].startswith("UnicodeDecodeError") and garbled["attempts"] == 1
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     refused = _post_all(_sessions(retries=1), dead, [_body("ok")])[0]
     assert refused["status"] == 0 and refused["attempts"] == 2 and "Connect" in refused["error"]
@@ -262,3 +269,12 @@ def test_the_stage_sends_a_batch_concurrently(stub):
     stub.delay = 0.2  # the stage itself awaits requests one by one; the session starts them all at once
     _stage_rows(stub.url, ["ok"] * 6, concurrency=3)
     assert stub.max_in_flight >= 2
+
+
+def test_importing_the_endpoint_engine_loads_neither_vllm_nor_ray():
+    import subprocess
+    import sys
+
+    code = "import sys, evalsvc.engines.http; print(sorted(m for m in ('vllm', 'torch', 'ray') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

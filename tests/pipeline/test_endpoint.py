@@ -49,10 +49,9 @@ def server(tiny_model, tmp_path_factory):
            "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--api-key", KEY,
            "--dtype", "float32", "--max-model-len", "512", "--enforce-eager",
            "--distributed-executor-backend", "uni"]  # fmt: skip
-    # One process instead of three (API server, engine core, worker): each imports torch + vLLM, ~15 s here.
-    env = {**os.environ, **CPU_ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    # `uni`: the worker runs inside the engine core, one process fewer to import torch + vLLM (~15 s here)
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **CPU_ENV})
     url = f"http://127.0.0.1:{port}/v1"
     try:
         yield url, lambda: _wait_ready(url, proc, log)
@@ -134,7 +133,8 @@ def test_exact_records_per_endpoint_with_tokens_and_cost(endpoint_run, server):
         assert r["error"] is None and isinstance(r["response"], str) and r["finish_reason"] in ("stop", "length")
         assert r["prompt_tokens"] > 0 and 0 < r["completion_tokens"] <= 8 and r["latency_s"] > 0
         assert r["model_source"] == f"{url}#tiny"
-        assert r["cost_usd"] == pytest.approx((r["prompt_tokens"] * PRICE_IN + r["completion_tokens"] * PRICE_OUT) / 1e6)
+        price = (r["prompt_tokens"] * PRICE_IN + r["completion_tokens"] * PRICE_OUT) / 1e6
+        assert r["cost_usd"] == pytest.approx(price)
 
 
 def test_failing_endpoints_give_one_error_record_per_row(endpoint_run):
@@ -162,7 +162,8 @@ def test_summary_cost_section_and_report_tables(endpoint_run):
     assert cost["models"]["dead"] == {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None}
     assert cost["total"]["cost_usd"] == pytest.approx(cost["models"]["api"]["cost_usd"])
     (title, header, body), = fmt.cost_sections(result.summary_table)
-    assert header[-1] == "cost (USD)" and [row[0] for row in body] == ["api", "dead", "wrong-key", "wrong-model", "total"]
+    assert header[-1] == "cost (USD)"
+    assert [row[0] for row in body] == ["api", "dead", "wrong-key", "wrong-model", "total"]
     html = build_report(layout.uri, None, samples=0, conn=conn)
     assert 'id="cost-table"' in html and "completion tokens" in html
     plan = result.info["plan"]["totals"]

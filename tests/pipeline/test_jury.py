@@ -119,6 +119,9 @@ def test_summary_has_agreement_and_calibration(jury_run):
     overall = next(r for r in agreement["rows"] if r["scope"] == "overall")
     assert overall["n"] == ITEMS and 0.0 <= overall["exact"] <= 1.0
     cal = result.summary["calibration"]
+    print("agreement overall:", {k: overall[k] for k in ("n", "exact", "kappa", "kappa_lo", "kappa_hi")})  # for -s
+    print("calibration:", [{k: v[k] for k in ("juror", "n_parsed", "exact", "within1", "kappa", "bias")}
+                           for v in cal["jurors"]])  # fmt: skip
     assert cal["n_items"] == CALIBRATION_ROWS and cal["rubric_id"] == "msb-harm-short"
     assert [v["juror"] for v in cal["jurors"]] == ["a", "b", JURY_VOTER]
     for v in cal["jurors"]:

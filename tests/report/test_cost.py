@@ -1,4 +1,4 @@
-"""Token and cost accounting in the summary: per-row sums, summary.json's `cost` section, the results and HTML tables."""
+"""Token and cost accounting in the summary: per-row sums, summary.json's `cost` section, results and HTML tables."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ def _records() -> pa.Table:
     for mi, model in enumerate(spec.models):
         t = cell_table(spec, mi, "medguard", 0, pool)
         n = t.num_rows
-        t = t.set_column(t.schema.get_field_index("prompt_tokens"), "prompt_tokens", pa.array([10 + mi] * n, pa.int32()))
-        t = t.set_column(t.schema.get_field_index("completion_tokens"), "completion_tokens", pa.array([4] * n, pa.int32()))
         cost = [(10 * 1.0 + 4 * 3.0) / 1e6] * n if model == "api" else [None] * n
-        t = t.set_column(t.schema.get_field_index("cost_usd"), "cost_usd", pa.array(cost, pa.float64()))
+        for name, values in (("prompt_tokens", pa.array([10 + mi] * n, pa.int32())),
+                             ("completion_tokens", pa.array([4] * n, pa.int32())),
+                             ("cost_usd", pa.array(cost, pa.float64()))):  # fmt: skip
+            t = t.set_column(t.schema.get_field_index(name), name, values)
         parts.append(t)
     return pa.concat_tables(parts)
 
