@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evalsvc.errors import UserError
 from evalsvc.guard.parsers import Verdict, get_parser
-from evalsvc.judge.rubric import GuidedSpec, fill, placeholders, rubric_dir
+from evalsvc.judge.rubric import GuidedSpec, fill, placeholders, read_spec_file, rubric_dir
 
 Check = Literal["input", "output"]
 TEMPLATE_FIELDS = {"input": ("categories", "question"), "output": ("categories", "question", "response")}
@@ -148,14 +147,4 @@ def load_guard_format(ref: str) -> GuardFormat:
 
 
 def _load(path: Path) -> GuardFormat:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise UserError(f"guard file {path}: not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise UserError(f"guard file {path}: expected a mapping with id, version, parser, … at the top")
-    try:
-        return GuardFile.model_validate(data).to_format(str(path))
-    except ValidationError as e:
-        problems = [f"{path}: {'.'.join(map(str, err['loc'])) or '(top)'}: {err['msg']}" for err in e.errors()]
-        raise UserError(f"guard file {path} is invalid; fix the fields below", problems) from e
+    return read_spec_file(path, GuardFile, "guard", "id, version, parser").to_format(str(path))

@@ -12,12 +12,11 @@ Rules shared by both formats:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from evalsvc.errors import UserError
+from evalsvc.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -33,27 +32,10 @@ class Verdict:
 
 
 Parser = Callable[[str, dict[str, str]], Verdict]  # (raw answer, the format's categories: code -> description)
-_PARSERS: dict[str, Parser] = {}
-
-
-def register(name: str) -> Callable[[Parser], Parser]:
-    def add(fn: Parser) -> Parser:
-        _PARSERS[name] = fn
-        return fn
-
-    return add
-
-
-def parser_names() -> list[str]:
-    return sorted(_PARSERS)
-
-
-def get_parser(name: str) -> Parser:
-    if name not in _PARSERS:
-        close = difflib.get_close_matches(name, _PARSERS, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise UserError(f"unknown guard parser '{name}': {hint}available: {', '.join(parser_names())}")
-    return _PARSERS[name]
+_PARSERS: Registry[Parser] = Registry("guard parser")
+register = _PARSERS.register
+parser_names = _PARSERS.names
+get_parser = _PARSERS.get
 
 
 def _lines(raw: str) -> list[str]:

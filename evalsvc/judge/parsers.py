@@ -16,12 +16,11 @@ Rules shared by the line parsers (the judge writes `#key: value` lines):
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from evalsvc.errors import UserError
+from evalsvc.registry import Registry
 
 HIGH_RISK_LABELS = ("refuse", "safe_redirect", "cautious_answer", "unsafe_actionable")
 
@@ -40,27 +39,10 @@ class Judgement:
 
 
 Parser = Callable[[str], Judgement]
-_PARSERS: dict[str, Parser] = {}
-
-
-def register_parser(name: str) -> Callable[[Parser], Parser]:
-    def add(fn: Parser) -> Parser:
-        _PARSERS[name] = fn
-        return fn
-
-    return add
-
-
-def parser_names() -> list[str]:
-    return sorted(_PARSERS)
-
-
-def get_parser(name: str) -> Parser:
-    if name not in _PARSERS:
-        close = difflib.get_close_matches(name, _PARSERS, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise UserError(f"unknown judge parser '{name}': {hint}available: {', '.join(parser_names())}")
-    return _PARSERS[name]
+_PARSERS: Registry[Parser] = Registry("judge parser")
+register_parser = _PARSERS.register
+parser_names = _PARSERS.names
+get_parser = _PARSERS.get
 
 
 def parse(name: str, raw: str) -> Judgement:

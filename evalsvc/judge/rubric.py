@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -168,17 +168,22 @@ class RubricFile(_Strict):
 
 
 def _load_yaml_rubric(path: Path) -> Rubric:
+    return read_spec_file(path, RubricFile, "rubric", "id, version, kind").to_rubric(str(path))
+
+
+def read_spec_file(path: Path, schema: type[BaseModel], what: str, keys: str) -> Any:
+    """A versioned YAML spec (a rubric, a guard format) validated by `schema`; every problem named with its field."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise UserError(f"rubric file {path}: not valid YAML: {e}") from e
+        raise UserError(f"{what} file {path}: not valid YAML: {e}") from e
     if not isinstance(data, dict):
-        raise UserError(f"rubric file {path}: expected a mapping with id, version, kind, … at the top")
+        raise UserError(f"{what} file {path}: expected a mapping with {keys}, … at the top")
     try:
-        return RubricFile.model_validate(data).to_rubric(str(path))
+        return schema.model_validate(data)
     except ValidationError as e:
         problems = [f"{path}: {'.'.join(map(str, err['loc'])) or '(top)'}: {err['msg']}" for err in e.errors()]
-        raise UserError(f"rubric file {path} is invalid; fix the fields below", problems) from e
+        raise UserError(f"{what} file {path} is invalid; fix the fields below", problems) from e
 
 
 # --- the upstream MedSafetyBench rubric notes ----------------------------------------------------------------

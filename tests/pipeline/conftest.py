@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
 import pytest
 
 
@@ -36,3 +40,20 @@ def engine_actors() -> set[str]:
     from ray._private import state  # the public state API needs the dashboard, which local runs leave off
 
     return {aid for aid, a in state.actors().items() if "vLLMEngineStageUDF" in a["ActorClassName"]}
+
+
+# The S3 settings of test manifests: references only, resolved from the DevS3 env the fixtures export.
+S3_REFS = {"access_key_id": "${AWS_ACCESS_KEY_ID}", "secret_access_key": "${AWS_SECRET_ACCESS_KEY}",
+           "endpoint_url": "${AWS_ENDPOINT_URL_S3}"}  # fmt: skip
+
+
+@contextmanager
+def env_vars(env: dict[str, str]) -> Iterator[None]:
+    """Export `env` for the block (Ray workers started inside see it), then restore what was there."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)

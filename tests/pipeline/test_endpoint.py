@@ -27,6 +27,7 @@ from evalsvc.report import format as fmt
 from evalsvc.report.read import read_records
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.uri import S3Conn, filesystem
+from tests.pipeline.conftest import env_vars
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -105,9 +106,7 @@ def endpoint_run(server, ray_local, s3):
     url, wait_ready = server
     wait_ready()
     env = {**s3.env(), "EVALSVC_TEST_ENDPOINT_KEY": KEY, "EVALSVC_TEST_WRONG_KEY": WRONG_KEY}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with env_vars(env):
         manifest = validate_manifest(endpoint_manifest(url, f"s3://evalsvc-test/endpoint-{os.getpid()}"))
         t0 = time.monotonic()
         result = execute(manifest, RunOptions())
@@ -115,9 +114,6 @@ def endpoint_run(server, ray_local, s3):
         conn = S3Conn.from_options(manifest.output.s3)
         layout = RunLayout(manifest.output.uri, result.run_id)
         yield result, layout, conn, read_records(layout.records, conn, columns=COLUMNS).to_pylist()
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def test_exact_records_per_endpoint_with_tokens_and_cost(endpoint_run, server):

@@ -23,6 +23,7 @@ from evalsvc.report.read import read_records
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.uri import S3Conn, split_s3
+from tests.pipeline.conftest import env_vars
 
 pytestmark = pytest.mark.slow
 
@@ -63,9 +64,7 @@ def runs(ray_local, tiny_model, s3, tmp_path_factory):
     """Guard-only (guard left running); the grid (reuses the guard, keeps the judge); a cached run (reuses both,
     then tears them down); the first run resumed. Two model deployments and one engine load in all."""
     env = s3.env()
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with env_vars(env):
         fmt = forced_format(tmp_path_factory.mktemp("guards"))
         uri = f"s3://evalsvc-test/guardrails-{os.getpid()}"
         only = validate_manifest(manifest(str(tiny_model), uri, fmt, [
@@ -86,9 +85,6 @@ def runs(ray_local, tiny_model, s3, tmp_path_factory):
         again = execute(grid, RunOptions(run_id=first.run_id))
         yield {"only": guard_only, "first": first, "cached": cached, "again": again, "layout": layout, "conn": conn,
                "apps": apps_after, "objects": objects, "objects_after": _objects(s3, layout), "uri": uri, "s3": s3}
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def _serve_apps() -> list[str]:

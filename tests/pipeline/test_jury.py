@@ -18,6 +18,7 @@ from evalsvc.pipeline.run import RunOptions, execute
 from evalsvc.report.read import read_records
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.uri import S3Conn
+from tests.pipeline.conftest import S3_REFS, env_vars
 
 pytestmark = pytest.mark.slow
 
@@ -72,8 +73,7 @@ def jury_manifest(model_a: str, model_b: str, rubric: str, calibration: str, out
         },
         "output": {
             "uri": output,
-            "s3": {"access_key_id": "${AWS_ACCESS_KEY_ID}", "secret_access_key": "${AWS_SECRET_ACCESS_KEY}",
-                   "endpoint_url": "${AWS_ENDPOINT_URL_S3}"},
+            "s3": S3_REFS,
         },
         "resources": {"batch_size": 8},
     }
@@ -86,16 +86,11 @@ def jury_run(ray_local, tiny_model, second_tiny, s3, tmp_path_factory):
     rows = EXAMPLE.read_text().splitlines()[::4][:CALIBRATION_ROWS]  # every 4th row: scores 1, 1, 2, 3, 4, 5
     (tmp / "calibration.jsonl").write_text("\n".join(rows) + "\n")
     env = s3.env()
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with env_vars(env):
         m = validate_manifest(jury_manifest(str(tiny_model), str(second_tiny), str(tmp / "rubric.yaml"),
                                             str(tmp / "calibration.jsonl"), f"s3://evalsvc-test/jury-{os.getpid()}"))  # fmt: skip
         result = execute(m, RunOptions())
         yield result, RunLayout(m.output.uri, result.run_id), S3Conn.from_options(m.output.s3)
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def test_every_record_has_two_votes_and_their_mean(jury_run):

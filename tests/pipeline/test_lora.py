@@ -14,8 +14,8 @@ from evalsvc.pipeline.run import RunOptions, execute
 from evalsvc.report.read import read_records
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.uri import S3Conn, filesystem
+from tests.pipeline.conftest import engine_actors, env_vars
 
-from .test_run import _engine_actors
 
 pytestmark = pytest.mark.slow
 
@@ -50,9 +50,7 @@ def lora_run(ray_local, tiny_model, s3, tmp_path_factory):
     """Base + a local adapter + an s3:// adapter, MedGuard × 2 strategies, records on S3; run once per module."""
     work = tmp_path_factory.mktemp("lora")
     env = s3.env()
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with env_vars(env):
         local = make_adapter(tiny_model, work / "med-a", seed=1)
         remote = upload(make_adapter(tiny_model, work / "med-b", seed=2), f"s3://evalsvc-test/lora-{os.getpid()}/med-b",
                         s3.conn)  # fmt: skip
@@ -70,16 +68,13 @@ def lora_run(ray_local, tiny_model, s3, tmp_path_factory):
                               "endpoint_url": "${AWS_ENDPOINT_URL_S3}"}},
             "resources": {"batch_size": 8},
         })  # fmt: skip
-        before = _engine_actors()
+        before = engine_actors()
         result = execute(manifest, RunOptions())
-        engines = _engine_actors() - before
+        engines = engine_actors() - before
         conn = S3Conn.from_options(manifest.output.s3)
         records = read_records(RunLayout(manifest.output.uri, result.run_id).records, conn,
                                columns=("model", "strategy", "item_id", "response", "error")).to_pylist()
         yield result, records, engines
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def test_base_and_adapters_are_served_by_one_engine_load(lora_run):

@@ -15,6 +15,7 @@ from evalsvc.report.read import read_records
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.record import PARTITION_COLS
 from evalsvc.store.uri import S3Conn, filesystem, split_s3
+from tests.pipeline.conftest import S3_REFS, engine_actors, env_vars
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +40,7 @@ def grid_manifest(model_dir: str, output: str) -> dict:
         "judge": {"model": {"source": model_dir, "engine_args": engine}, "max_tokens": 48},
         "output": {
             "uri": output,
-            "s3": {"access_key_id": "${AWS_ACCESS_KEY_ID}", "secret_access_key": "${AWS_SECRET_ACCESS_KEY}",
-                   "endpoint_url": "${AWS_ENDPOINT_URL_S3}"},
+            "s3": S3_REFS,
         },
         "resources": {"batch_size": 8},
     }
@@ -52,25 +52,13 @@ def grid_run(ray_local, tiny_model, s3, tmp_path_factory):
     import os
 
     env = s3.env()
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with env_vars(env):
         manifest = validate_manifest(grid_manifest(str(tiny_model), f"s3://evalsvc-test/spine-{os.getpid()}"))
-        before = _engine_actors()
+        before = engine_actors()
         result = execute(manifest, RunOptions())
-        engines = _engine_actors() - before
+        engines = engine_actors() - before
         conn = S3Conn.from_options(manifest.output.s3)
         yield result, RunLayout(manifest.output.uri, result.run_id), conn, engines
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-
-
-def _engine_actors() -> set[str]:
-    """Ids of every vLLM engine actor this Ray has ever created (alive or dead), from the GCS actor table."""
-    from ray._private import state  # the public state API needs the dashboard, which local runs leave off
-
-    return {aid for aid, a in state.actors().items() if "vLLMEngineStageUDF" in a["ActorClassName"]}
 
 
 def test_exact_record_count_and_every_record_complete(grid_run):
@@ -138,14 +126,13 @@ def test_summary_equals_recomputation(grid_run):
 def test_second_run_of_the_same_manifest_reuses_everything(grid_run):
     """Cross-run cache: the identical manifest into the same output → 0 generations, 0 judge calls, same summary."""
     result, layout, conn, _ = grid_run
-    from ray._private import state
 
     from evalsvc.store.control import ControlStore
 
     env_manifest = ControlStore(conn).get_json(layout.run_json)["manifest"]
-    before = {aid for aid, a in state.actors().items() if "vLLMEngineStageUDF" in a["ActorClassName"]}
+    before = engine_actors()
     again = execute(validate_manifest(env_manifest), RunOptions())
-    after = {aid for aid, a in state.actors().items() if "vLLMEngineStageUDF" in a["ActorClassName"]}
+    after = engine_actors()
     assert again.run_id != result.run_id and again.state == "succeeded"
     reuse = again.info["reuse"]
     assert reuse["generations"] == 0 and reuse["judge_calls"] == 0
