@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 EVALSVC = Path(sys.executable).parent / "evalsvc"
 JOB_ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
-LONG_TOTAL = (1 + 20) * 4 * 32  # (quick + long items) × strategies × samples: minutes of work, cancelled mid-run
+LONG_TOTAL = (1 + 20) * 6 * 64  # (quick + long items) × strategies × samples: far more work than the module lasts
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,9 @@ def runs(ray_head, s3, tiny_model, grid, tmp_path_factory) -> dict[str, Submitte
     folder = tmp_path_factory.mktemp("manifests")
     short = grid(str(tiny_model), "", limit=4, strategies=("basic", "safety"), max_tokens=8)
     # Two benchmarks are two blocks of work: the quick one's records are written while the long one generates.
-    long = grid(str(tiny_model), "", strategies=("basic", "cot", "safety", "cot_safety"), max_tokens=256, n=32)
+    long = grid(str(tiny_model), "", strategies=("basic", "cot", "safety", "cot_safety"), max_tokens=256, n=64)
+    long["strategies"] += [{"name": f"terse{i}", "user_template": "{question}\n\n{options}",
+                            "answer_format": f"Answer with one letter ({i})."} for i in (1, 2)]  # fmt: skip
     long["benchmarks"] = [{"name": "quick", "dataset": "medguard", "select": {"limit": 1}},
                           {"name": "long", "dataset": "medguard", "select": {"limit": 20}}]
     out = {}
