@@ -6,7 +6,6 @@ Shipped formats live beside the judge rubrics (judges/guards/<id>.yaml, packaged
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from evalsvc.errors import UserError
 from evalsvc.guard.parsers import Verdict, get_parser
-from evalsvc.judge.rubric import GuidedSpec, fill, placeholders, read_spec_file, rubric_dir
+from evalsvc.judge.rubric import GuidedSpec, check_known, fill, placeholders, read_spec_file, rubric_dir
 
 Check = Literal["input", "output"]
 TEMPLATE_FIELDS = {"input": ("categories", "question"), "output": ("categories", "question", "response")}
@@ -135,11 +134,7 @@ def load_guard_format(ref: str) -> GuardFormat:
         if not path.is_file():
             raise UserError(f"guard format file '{ref}' not found: give an existing path or a format id")
         return _load(path)
-    names = available_formats()
-    if ref not in names:
-        close = difflib.get_close_matches(ref, names, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise UserError(f"unknown guard format '{ref}': {hint}available: {', '.join(names) or '(none)'}")
+    check_known(ref, available_formats(), "guard format")
     fmt = _load(guard_dir() / f"{ref}.yaml")
     if fmt.id != ref:
         raise UserError(f"guard file {fmt.source} declares id '{fmt.id}': rename the file or the id to match")

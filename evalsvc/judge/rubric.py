@@ -171,6 +171,14 @@ def _load_yaml_rubric(path: Path) -> Rubric:
     return read_spec_file(path, RubricFile, "rubric", "id, version, kind").to_rubric(str(path))
 
 
+def check_known(ref: str, names: list[str], what: str) -> None:
+    """An id among the shipped files, or a UserError suggesting the closest one."""
+    if ref not in names:
+        close = difflib.get_close_matches(ref, names, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UserError(f"unknown {what} '{ref}': {hint}available: {', '.join(names) or '(none)'}")
+
+
 def read_spec_file(path: Path, schema: type[BaseModel], what: str, keys: str) -> Any:
     """A versioned YAML spec (a rubric, a guard format) validated by `schema`; every problem named with its field."""
     try:
@@ -257,11 +265,7 @@ def load_rubric(ref: str) -> Rubric:
             raise UserError(f"judge rubric file '{ref}' not found: give an existing path or a rubric id")
         text = path.read_text(encoding="utf-8")
         return _load_upstream(path, text) if _UPSTREAM_MARK in text else _load_yaml_rubric(path)
-    names = available_rubrics()
-    if ref not in names:
-        close = difflib.get_close_matches(ref, names, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise UserError(f"unknown rubric '{ref}': {hint}available: {', '.join(names) or '(none)'}")
+    check_known(ref, available_rubrics(), "rubric")
     rubric = _load_yaml_rubric(rubric_dir() / f"{ref}.yaml")
     if rubric.id != ref:
         raise UserError(f"rubric file {rubric.source} declares id '{rubric.id}': rename the file or the id to match")
