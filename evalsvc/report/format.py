@@ -64,6 +64,7 @@ def summary_sections(rows: pa.Table, short_flags: bool = False) -> list[tuple[st
             *([mine[0]["group_field"]] if grouped else []),
             "n",
             "scored",
+            "items",
             *metrics,
             "parse fail",
             "errors",
@@ -79,6 +80,7 @@ def summary_sections(rows: pa.Table, short_flags: bool = False) -> list[tuple[st
                     *([r["group_value"]] if grouped else []),
                     str(r["n"]),
                     str(r["n_scored"]),
+                    str(r["n_items_scored"]),
                     *[fmt_metric(m, r[m], r[f"{m}_lo"], r[f"{m}_hi"]) for m in metrics],
                     f"{100 * r['parse_fail_rate']:.1f}%",
                     f"{100 * r['error_rate']:.1f}%",
@@ -150,7 +152,7 @@ def rich_tables(sections: list[tuple[str, list[str], list[list[str]]]], flagged:
     for title, header, body in sections:
         t = Table(title=title, title_justify="left", header_style="bold")
         for h in header:
-            t.add_column(h, justify="right" if h in ("n", "scored") else "left", overflow="fold")
+            t.add_column(h, justify="right" if h in ("n", "scored", "items") else "left", overflow="fold")
         for r in body:
             t.add_row(*r, style="yellow" if flagged and r[-1] else None)
         tables.append(t)
@@ -170,7 +172,13 @@ COMPARE_HEADER = [
     "p",
     "p (Holm)",
 ]
-TEST_NAMES = {"mcnemar-exact": "McNemar exact", "mcnemar-chi2-cc": "McNemar χ²", "wilcoxon": "Wilcoxon"}
+TEST_NAMES = {
+    "mcnemar-exact": "McNemar exact",
+    "mcnemar-chi2-cc": "McNemar χ²",
+    "clustered-mcnemar-exact": "clustered McNemar exact",
+    "clustered-mcnemar": "clustered McNemar χ²",
+    "wilcoxon": "Wilcoxon",
+}
 
 
 def comparison_rows(comps: list) -> list[list[str]]:
@@ -182,7 +190,7 @@ def comparison_rows(comps: list) -> list[list[str]]:
                 c.benchmark,
                 (f"{c.within} [{c.guardrail}]" if c.guardrail else c.within) + f": {c.baseline} → {c.other}",
                 c.outcome,
-                f"{c.n_pairs} ({c.n_dropped})",
+                _pairs(c),
                 _num(c.baseline_value, pct),
                 _num(c.other_value, pct),
                 _effect(c, pct),
@@ -193,6 +201,12 @@ def comparison_rows(comps: list) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def _pairs(c) -> str:
+    """Pairs (dropped), and the items they come from when an item has several (the unit of the test)."""
+    items = f" · {c.n_items} items" if c.pairs_per_item > 1 else ""
+    return f"{c.n_pairs} ({c.n_dropped}){items}"
 
 
 def _num(v: float, pct: bool) -> str:
