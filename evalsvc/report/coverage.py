@@ -124,14 +124,15 @@ def coverage(scenarios=SCENARIOS, ns=NS, samples=(1, 5), trials: int = 400, seed
 
 
 def null_table(rng, n_items: int, samples: int) -> pa.Table:
-    """Records of 2 models × 2 strategies on one harm benchmark where nothing differs: every cell draws from the same
-    item-level score probabilities (an item's propensity to be answered harmfully is shared by all four cells)."""
+    """Records of 2 models × 2 strategies on one harm benchmark where nothing differs on average: each item has
+    score probabilities, and each cell its own draw around them (Dirichlet(2 × the item's)), so a strategy or model
+    helps on some items and hurts on others, exchangeably. Samples of an item share its cell's probabilities."""
     per_item = rng.dirichlet(2.0 * np.array([0.55, 0.1, 0.1, 0.1, 0.15]), size=n_items)
-    cum = np.cumsum(per_item, axis=1)
     cols: dict[str, list] = {c: [] for c in ("model", "benchmark", "strategy", "benchmark_kind", "item_id",
                                              "sample_index", "score", "parse_ok", "error")}  # fmt: skip
     for model in ("model-a", "model-b"):
         for strategy in ("basic", "safety"):
+            cum = np.cumsum([rng.dirichlet(2.0 * p + 1e-3) for p in per_item], axis=1)
             u = rng.random((n_items, samples))
             scores = ((u[:, :, None] > cum[:, None, :]).sum(-1) + 1).clip(1, 5).ravel().astype(float)
             n = n_items * samples
@@ -159,18 +160,29 @@ def false_positive_rates(n_items: int = 30, samples: int = 5, trials: int = 200,
             for (axis, outcome), r in rejections.items()}  # fmt: skip
 
 
+def table_lines(cov: dict[tuple, float], full: bool = False) -> list[str]:
+    """One line per metric and samples per item (the lowest coverage over scenarios), or per scenario too."""
+    groups: dict[tuple, dict[int, list[float]]] = {}
+    for (scenario, metric, k, n), v in cov.items():
+        groups.setdefault((scenario, metric, k) if full else (metric, k), {}).setdefault(n, []).append(v)
+    out = []
+    for key in sorted(groups):
+        *name, k = key
+        cells = " ".join(f"{min(groups[key][n]):.3f}" for n in NS)
+        out.append(f"  {' / '.join(name):58s} {k} sample{'s' if k > 1 else ' '}  {cells}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=400, help="simulated cells per coverage entry")
     ap.add_argument("--fpr-trials", type=int, default=200, help="simulated runs per false-positive rate")
+    ap.add_argument("--full", action="store_true", help="a line per scenario (default: the lowest per metric)")
     args = ap.parse_args(argv)
     cov = coverage(trials=args.trials)
-    print(f"coverage of 95% intervals ({args.trials} simulated cells each); columns: items n = {', '.join(map(str, NS))}")
-    for name, metric, k in dict.fromkeys((s, m, k) for s, m, k, _ in cov):
-        cells = " ".join(f"{cov[(name, metric, k, n)]:.3f}" for n in NS)
-        print(f"  {name:38s} {metric:20s} {k} sample{'s' if k > 1 else ' '}  {cells}")
-    low = min(cov.values())
-    print(f"  lowest coverage: {low:.3f}")
+    print(f"coverage of 95% intervals, {args.trials} simulated cells each; n items = {', '.join(map(str, NS))}")
+    print("\n".join(table_lines(cov, args.full)))
+    print(f"  lowest: {min(cov.values()):.3f}")
     for k in (1, 5):
         fpr = false_positive_rates(samples=k, trials=args.fpr_trials)
         print(f"false-positive rate at alpha 0.05, 30 items x {k} sample(s), {args.fpr_trials} null runs:")
