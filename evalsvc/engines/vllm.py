@@ -202,7 +202,7 @@ def from_engine_row(row: dict) -> dict:
     return out
 
 
-# Pipeline columns that pass through the engine unchanged (see evalsvc.manifest.plan rows).
+# Pipeline columns that pass through the engine unchanged (see evalsvc.plan.grid rows).
 CARRIED = (
     "record_key", "cell_id", "candidate", "model_source", "benchmark", "benchmark_kind", "benchmark_version",
     "split", "item_id", "sample_index", "strategy", "answer", "option_letters", "options_json", "question", "reference",
