@@ -61,7 +61,8 @@ def plan_arms(guardrails: list[Guardrail]) -> list[Arm]:
     """The arms of a manifest's guardrails, in manifest order; formats are loaded (and checked) here."""
     from evalsvc.specs.guard_formats import load_guard_format
 
-    arms, problems = [], []
+    arms: list[Arm] = []
+    problems: list[str] = []
     seen: dict[str, str] = {}  # fingerprint -> "index (name)"
     for i, g in enumerate(guardrails):
         if g.is_none:

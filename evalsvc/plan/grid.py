@@ -106,12 +106,12 @@ class Plan:
     def totals(self) -> dict:
         gen_cells = self.generation_cells()
         gens = sum(c.generations for c in gen_cells)
-        prompt_chars = 0
+        prompt_chars = 0.0
         for b in self.benchmarks:
             sample = self.items[b.name][:ESTIMATE_SAMPLE]
             if not sample:
                 continue
-            chars = sum(len(json.dumps(s.render(i))) for s in self.strategies for i in sample)
+            chars: float = sum(len(json.dumps(s.render(i))) for s in self.strategies for i in sample)
             per_gen = chars / (len(sample) * len(self.strategies))
             prompt_chars += per_gen * sum(c.generations for c in gen_cells if c.benchmark == b.name)
         max_new = sum(c.generations * self.model(c.model).sampling.max_tokens for c in gen_cells)

@@ -26,8 +26,15 @@ from evalsvc.specs.rubric import (
 
 REPO = Path(__file__).parents[2]
 CORPUS = Path(__file__).parent / "corpus"
-UPSTREAM = Path("/work/shared/data/medsafetybench/RUBRIC.txt")
-needs_upstream = pytest.mark.skipif(not UPSTREAM.is_file(), reason=f"upstream rubric notes not present at {UPSTREAM}")
+UPSTREAM = REPO.parent / "shared" / "data" / "medsafetybench" / "RUBRIC.txt"
+needs_upstream = pytest.mark.usefixtures("upstream_rubric")
+
+
+@pytest.fixture
+def upstream_rubric() -> Path:
+    """The paper's rubric notes in ../shared: missing data is a broken checkout, never a silent skip."""
+    assert UPSTREAM.is_file(), f"upstream rubric notes not found at {UPSTREAM} (the shared/ folder beside the repository)"
+    return UPSTREAM
 NASTY = "Dose {x}? {response} {{question}} {0} } { {reference} \\1 $1 %s"
 
 
