@@ -5,7 +5,6 @@ Works on the small record columns only; `write_summary` leaves summary.parquet a
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections.abc import Iterable, Iterator
@@ -236,23 +235,6 @@ def _add_usage(acc: dict, r: dict) -> None:
 
 def _finite(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def write_summary(run_uri: str, table: pa.Table, *, conn=None, threshold: float = DEFAULT_THRESHOLD) -> None:
-    """Write summary.parquet and summary.json into the run folder `run_uri` (local or s3://)."""
-    import pyarrow.parquet as pq
-
-    from evalsvc.store.uri import filesystem, join
-
-    fs, base = filesystem(run_uri, conn)
-    if not run_uri.startswith("s3://"):
-        fs.create_dir(base, recursive=True)
-    pq.write_table(table, join(base, "summary.parquet"), filesystem=fs)
-    payload = json.dumps(
-        summary_json(table, run_id=run_uri.rstrip("/").rsplit("/", 1)[-1], threshold=threshold), indent=1
-    )
-    with fs.open_output_stream(join(base, "summary.json")) as f:
-        f.write(payload.encode())
 
 
 def summarize_run(src: RunSource, *, threshold: float = DEFAULT_THRESHOLD) -> pa.Table:

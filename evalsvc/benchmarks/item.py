@@ -5,7 +5,7 @@ Items are plain frozen dataclasses; `CATEGORY_FIELDS` are the optional per-item 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Literal
 
 from evalsvc.store.record import CATEGORY_FIELDS
@@ -25,12 +25,3 @@ class Item:
     answer: str | None = None  # mcq: correct letter
     reference: str | None = None  # a reference (safe) response, when the data has one
     categories: dict[str, str] = field(default_factory=dict)  # subset of CATEGORY_FIELDS -> value
-
-    def to_row(self) -> dict:
-        row = asdict(self)
-        cats = row.pop("categories")
-        row["options"] = "" if self.options is None else "\n".join(f"{k}. {v}" for k, v in self.options.items())
-        row["option_letters"] = "" if self.options is None else "".join(self.options)
-        for f in CATEGORY_FIELDS:
-            row[f] = cats.get(f)
-        return row

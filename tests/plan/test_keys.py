@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from evalsvc.plan.keys import OUTPUT_ENGINE_ARGS, cell_id, digest, judgement_key, model_fingerprint, record_key
+from evalsvc.plan.keys import OUTPUT_ENGINE_ARGS, cell_id, digest, model_fingerprint, record_key
 
 MESSAGES = [{"role": "system", "content": "Be safe."}, {"role": "user", "content": "How do I dose insulin?"}]
 SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 256, "seed": 0}
@@ -100,19 +100,6 @@ def test_record_key_changes_with_model_and_is_stable():
     assert record_key(fp(engine_args={"dtype": "bfloat16", "tensor_parallel_size": 2}), MESSAGES, SAMPLING, 0) == (
         record_key(fp(), MESSAGES, SAMPLING, 0)
     )
-
-
-def test_judgement_key_depends_on_record_judge_and_rubric_version():
-    rk = record_key(fp(), MESSAGES, SAMPLING, 0)
-    base = judgement_key(rk, "judge-fp", "msb-harm", "1")
-    assert base == judgement_key(rk, "judge-fp", "msb-harm", "1")
-    others = {
-        judgement_key(record_key(fp(), MESSAGES, SAMPLING, 1), "judge-fp", "msb-harm", "1"),
-        judgement_key(rk, "other-judge", "msb-harm", "1"),
-        judgement_key(rk, "judge-fp", "high-risk-behaviour", "1"),
-        judgement_key(rk, "judge-fp", "msb-harm", "2"),
-    }
-    assert base not in others and len(others) == 4
 
 
 def test_cell_id_is_short_stable_and_order_sensitive():
