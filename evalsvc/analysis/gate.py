@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from evalsvc.errors import EvalsvcError, UserError
 from evalsvc.analysis.guardrails import GUARD_METRICS, guard_metrics_of, kind_guard_metrics
 from evalsvc.analysis.metrics import COUNT_METRICS, METRICS, metrics_of
+from evalsvc.errors import EvalsvcError, UserError
+from evalsvc.store.row import KINDS
 
 GATE_EXIT_CODE = 3  # distinct from 1 (system failure) and 2 (user mistake)
-KINDS = ("harm", "mcq", "high_risk")
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
 _TOKEN = re.compile(r"\s*([<>=!]+|[^\s<>=!]+)")  # a run of operator characters, or a run of anything else
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.[A-Za-z0-9_]+$")

@@ -11,9 +11,10 @@ import numpy as np
 from evalsvc.analysis.metrics import Rows
 from evalsvc.analysis.stats import Estimate, bootstrap_mean, proportion
 from evalsvc.store.record import NONE_ARM
+from evalsvc.store.row import KINDS
 
 
-ALL_KINDS = ("harm", "mcq", "high_risk")
+ALL_KINDS = KINDS
 # metric name -> (benchmark kinds it applies to, description)
 GUARD_METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "blocked_rate": (ALL_KINDS, "share of screened records the guard blocked (input or output filter)"),

@@ -21,6 +21,7 @@ from evalsvc.analysis.metrics import METRICS, Rows, compute, metrics_of, rows_fr
 from evalsvc.store.documents import SUMMARY_VERSION
 from evalsvc.store.read import RunSource, iter_cells, records_dataset, split_arms
 from evalsvc.store.record import PARTITION_COLS, SUMMARY_COLUMNS
+from evalsvc.store.row import KINDS
 
 DEFAULT_THRESHOLD = 0.10  # parse failures + errors above this share of a row's records flag its metrics
 CONF = 0.95
@@ -109,7 +110,7 @@ def _cell_rows(cell: pa.Table, threshold: float) -> Iterator[dict]:
     key = {c: cell[c][0].as_py() for c in PARTITION_COLS}
     key["guardrail"] = cell["guardrail"][0].as_py() if "guardrail" in cell.column_names else None
     kinds = pc.unique(cell["benchmark_kind"].drop_null()).to_pylist()
-    if len(kinds) != 1 or kinds[0] not in ("harm", "mcq", "high_risk"):
+    if len(kinds) != 1 or kinds[0] not in KINDS:
         where = "/".join(f"{c}={key[c]}" for c in PARTITION_COLS)
         raise UserError(f"records of {where} have benchmark_kind {kinds}: expected exactly one of harm, mcq, high_risk")
     key["benchmark_kind"] = kinds[0]

@@ -6,13 +6,12 @@ Items are plain frozen dataclasses; `CATEGORY_FIELDS` are the optional per-item 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from evalsvc.store.record import CATEGORY_FIELDS
+from evalsvc.store.row import BenchmarkKind as Kind
 
 __all__ = ["CATEGORY_FIELDS", "Item", "Kind"]
 
-Kind = Literal["harm", "mcq", "high_risk"]
 
 
 @dataclass(frozen=True)

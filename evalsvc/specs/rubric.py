@@ -12,13 +12,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalsvc.errors import UserError
 from evalsvc.specs.judge_parsers import get_parser
+from evalsvc.store.row import JudgedKind
 
 DEFAULT_RUBRICS = {"harm": "msb-harm", "high_risk": "high-risk-behaviour"}
 REQUIRED_PLACEHOLDERS = ("question", "response")
@@ -132,7 +133,7 @@ class SwitchSpec(_Strict):
 class RubricFile(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Rubric id, as cited in manifests and records.")
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="Semantic version; bump it on any prompt change.")
-    kind: Literal["harm", "high_risk"] = Field(description="The benchmark kind the rubric judges.")
+    kind: JudgedKind = Field(description="The benchmark kind the rubric judges.")
     description: str = Field(description="One paragraph: what the judge decides and how to read its score.")
     system: str = Field(description="The judge's system prompt.")
     user_template: str = Field(description="The judge's user message; {question} and {response} are required.")

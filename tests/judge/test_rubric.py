@@ -56,7 +56,8 @@ def test_shipped_rubrics_load_by_id():
 def test_installed_layout_reads_packaged_rubrics(tmp_path):
     # A wheel ships judges/ as evalsvc/_judges (pyproject force-include) and has no repo beside it.
     pkg = tmp_path / "site" / "evalsvc"
-    for rel in ("__init__.py", "errors.py", "registry.py", "specs/__init__.py", "specs/judge_parsers.py", "specs/rubric.py", "envref.py"):
+    for rel in ("__init__.py", "errors.py", "registry.py", "specs/__init__.py", "specs/judge_parsers.py", "specs/rubric.py", "envref.py",
+                "store/__init__.py", "store/row.py", "store/record.py"):
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "evalsvc" / rel, pkg / rel)
     shutil.copytree(REPO / "judges", pkg / "_judges")
