@@ -187,10 +187,10 @@ def to_cpu_engine_row(row: dict) -> dict:
 def from_engine_row(row: dict) -> dict:
     """Engine output → the candidate half of a record; a failed row keeps its error and no response."""
     out = {k: row.get(k) for k in CARRIED}
-    err = row.get("__inference_error__") or None
-    out["error"] = f"generation: {err}" if err else None
+    err = row.get(ENGINE_ERROR) or None
+    out["error"] = f"generation: {str(err)[:2000]}" if err else None
     out["response"] = None if err else (row.get("generated_text") or "")
-    out["prompt_tokens"] = int(row.get("num_input_tokens") or 0)
+    out["prompt_tokens"] = int(row.get("num_input_tokens") or 0) or (_tokenized_length(row) if err else 0)
     out["completion_tokens"] = int(row.get("num_generated_tokens") or 0)
     t = row.get("time_taken_llm")
     out["latency_s"] = float(t) if t is not None and t >= 0 else None
@@ -202,6 +202,27 @@ def from_engine_row(row: dict) -> dict:
     return out
 
 
+def settle_engine_row(row: dict) -> dict:
+    """Every row leaving the vLLM processor → the candidate half of a record.
+
+    ray.data.llm hands a failed row (`__inference_error__` set, e.g. a prompt longer than max_model_len) past the
+    postprocess untouched, as the whole internal row without `error` or `response`; here it becomes an error record
+    like any other, with the engine's reason (vLLM names the prompt's token count and the limit).
+    """
+    if row.get(ENGINE_ERROR):
+        return from_engine_row(row)
+    return {k: v for k, v in row.items() if k != ENGINE_ERROR}
+
+
+def _tokenized_length(row: dict) -> int:
+    tokens = row.get("tokenized_prompt")
+    try:
+        return len(tokens) if tokens is not None else 0
+    except TypeError:
+        return 0
+
+
+ENGINE_ERROR = "__inference_error__"  # ray.data.llm's per-row error column (should_continue_on_error=True)
 # Pipeline columns that pass through the engine unchanged (see evalsvc.manifest.plan rows).
 CARRIED = (
     "record_key", "cell_id", "candidate", "model_source", "benchmark", "benchmark_kind", "benchmark_version",

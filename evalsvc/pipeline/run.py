@@ -16,7 +16,9 @@ from typing import Callable
 from evalsvc.engines.vllm import (
     EngineSpec,
     build_candidate_processor,
+    LIGHT_STAGE_CPUS,
     from_engine_row,
+    settle_engine_row,
     to_cpu_engine_row,
     to_engine_row,
 )
@@ -201,11 +203,12 @@ def _run_engine(
         return  # nothing left to generate: the engine is never loaded
     ds = engine_dataset(plan, models, skip=reuse.skip | reuse.cached)
     if plan.model(engine).endpoint is not None:  # an API candidate: HTTP requests instead of an engine load
-        processor = endpoint_processor(plan, engine)
+        generated = endpoint_processor(plan, engine)(ds)
     else:
         spec = engine_spec(plan, engine)
         processor = build_candidate_processor(spec, to_cpu_engine_row if spec.cpu else to_engine_row, from_engine_row)
-    generated = apply_guards(processor(ds), guards, plan.manifest.resources.batch_size)
+        generated = processor(ds).map(settle_engine_row, num_cpus=LIGHT_STAGE_CPUS)  # failed rows skip the postprocess
+    generated = apply_guards(generated, guards, plan.manifest.resources.batch_size)
     _write(generated.map_batches(JudgeStage, **judge), layout, conn, engine)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from evalsvc.engines.vllm import CARRIED, from_engine_row, to_cpu_engine_row, to_engine_row
+from evalsvc.engines.vllm import CARRIED, from_engine_row, settle_engine_row, to_cpu_engine_row, to_engine_row
 
 
 def _row(temperature: float, lora: str | None = None) -> dict:
@@ -33,3 +33,27 @@ def test_failed_generation_becomes_an_error_record_and_length_is_detected():
     ok = from_engine_row({**base, "__inference_error__": "", "generated_text": "x", "num_generated_tokens": 8,
                           "num_input_tokens": 5, "time_taken_llm": 0.5})
     assert ok["error"] is None and ok["finish_reason"] == "length" and ok["prompt_tokens"] == 5
+
+
+TOO_LONG = ("VLLMValidationError: The decoder prompt (length 1283) is longer than the maximum model length of 1024. "
+            "Make sure that `max_model_len` is no smaller than the number of text tokens.")
+
+
+def test_a_row_the_engine_failed_reaches_the_record_with_its_reason():
+    """ray.data.llm passes a failed row around the postprocess: the whole internal row, no `error`, no `response`."""
+    internal = {**to_engine_row(_row(0.0)), "prompt": "<|im_start|>user ...", "tokenized_prompt": list(range(1283)),
+                "num_input_tokens": 0, "generated_text": None, "time_taken_llm": -1, "request_id": -1,
+                "__inference_error__": TOO_LONG}  # fmt: skip
+    rec = settle_engine_row(internal)
+    assert set(rec) == {*CARRIED, "error", "response", "prompt_tokens", "completion_tokens", "latency_s",
+                        "finish_reason"}  # fmt: skip
+    assert rec["response"] is None and rec["finish_reason"] == "error"
+    assert rec["error"] == f"generation: {TOO_LONG}" and "1283" in rec["error"] and "1024" in rec["error"]
+    assert rec["prompt_tokens"] == 1283 and rec["latency_s"] is None
+
+
+def test_a_generated_row_passes_through_without_the_error_column():
+    done = {**from_engine_row({**_row(0.0), "generated_text": "B", "num_generated_tokens": 1}),
+            "__inference_error__": ""}  # fmt: skip
+    rec = settle_engine_row(done)
+    assert "__inference_error__" not in rec and rec["response"] == "B" and rec["error"] is None
