@@ -25,10 +25,14 @@ def plan(
     from evalsvc.manifest.load import load_manifest
     from evalsvc.manifest.plan import build_plan, data_conn
 
+    from evalsvc.cli.validate import print_fit
+    from evalsvc.engines.fit import check_fit
+
     m = load_manifest(manifest)
     p = build_plan(m, data_conn(m))
+    fit = check_fit(p)
     if as_json:
-        typer.echo(json.dumps(p.to_json(), indent=2))
+        typer.echo(json.dumps({**p.to_json(), "prompt_fit": fit.to_json()}, indent=2))
         return
     console = Console(highlight=False)
     console.print(_cells_table(p))
@@ -58,6 +62,7 @@ def plan(
         f"{t['endpoint_requests']} endpoint request(s), "
         f"~{t['est_prompt_tokens']:,} prompt tokens, ≤{t['max_completion_tokens']:,} completion tokens"
     )
+    print_fit(console, fit)
 
 
 def _cells_table(p) -> Table:
