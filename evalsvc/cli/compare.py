@@ -47,14 +47,16 @@ def compare(
     from evalsvc.report.compare import compare_run
     from evalsvc.report.read import open_run, read_small, records_dataset
 
+    from evalsvc.report.health_format import flagged_kinds, health_warnings
+    from evalsvc.report.health_read import health_section
+
     src = open_run(run, output)
     comps = compare_run(read_small(records_dataset(src)), baseline, alpha=alpha)
+    health = health_section(src)
+    flagged = flagged_kinds(health)  # a comparison scored by a flagged judge compares that judge's noise
     if as_json:
-        typer.echo(
-            json.dumps(
-                {"run_id": src.layout.run_id, "alpha": alpha, "comparisons": [c.to_dict() for c in comps]}, indent=1
-            )
-        )
+        rows = [{**c.to_dict(), "judge_flags": flagged.get(c.kind, [])} for c in comps]
+        typer.echo(json.dumps({"run_id": src.layout.run_id, "alpha": alpha, "comparisons": rows}, indent=1))
         return
     if not comps:
         raise UserError(
@@ -71,5 +73,15 @@ def compare(
     for h in fmt.COMPARE_HEADER:
         table.add_column(h, overflow="fold")
     for row, c in zip(fmt.comparison_rows(comps), comps):
-        table.add_row(*row, style="bold" if c.significant else None)
-    Console(highlight=False).print(table)
+        if c.kind in flagged:
+            row[0] += f" {fmt.FLAG} judge"
+        table.add_row(*row, style="red" if c.kind in flagged else "bold" if c.significant else None)
+    console = Console(highlight=False)
+    console.print(table)
+    if any(c.kind in flagged for c in comps):
+        from rich.markup import escape
+
+        console.print(f"[bold red]{fmt.FLAG} judge: comparisons marked '{fmt.FLAG} judge' rest on a judge whose health "
+                      "checks failed; their differences are not evidence[/bold red]")  # fmt: skip
+        for line in health_warnings(health):
+            console.print(f"[red]  {escape(line)}[/red]")

@@ -25,14 +25,15 @@ def plan(
     from evalsvc.manifest.load import load_manifest
     from evalsvc.manifest.plan import build_plan, data_conn
 
-    from evalsvc.cli.validate import print_fit
+    from evalsvc.cli.validate import print_fit, probe_line
     from evalsvc.engines.fit import check_fit
+    from evalsvc.judge.probes import probe_plan
 
     m = load_manifest(manifest)
     p = build_plan(m, data_conn(m))
-    fit = check_fit(p)
+    fit, probes = check_fit(p), probe_plan(p)
     if as_json:
-        typer.echo(json.dumps({**p.to_json(), "prompt_fit": fit.to_json()}, indent=2))
+        typer.echo(json.dumps({**p.to_json(), "probes": probes, "prompt_fit": fit.to_json()}, indent=2))
         return
     console = Console(highlight=False)
     console.print(_cells_table(p))
@@ -62,6 +63,9 @@ def plan(
         f"{t['endpoint_requests']} endpoint request(s), "
         f"~{t['est_prompt_tokens']:,} prompt tokens, ≤{t['max_completion_tokens']:,} completion tokens"
     )
+    line = probe_line(probes)
+    if line:
+        console.print(line)
     print_fit(console, fit)
 
 

@@ -24,9 +24,13 @@ HELP = (
     "Runs with guardrails have a row per model × guardrail arm ('none' = unguarded) and guard metrics: "
     "blocked_rate, blocked_input, blocked_output, guard_error_rate, over_block, unsafe_after_guard, "
     "helpful_after_guard (e.g. --fail-if 'medharm.over_block > 0.3'); the gate is checked per arm.\n\n"
+    "Judge health (known-answer probes, score spread, parse failures) is printed for every judged run; a red line "
+    "names a flagged judge. Gate on it with judge_health.ok == 0 (some judge or juror is flagged), or "
+    "judge_health.probe_agreement < 0.8, judge_health.modal_share > 0.95, judge_health.parse_fail_rate > 0.1.\n\n"
     "Examples:\n\n"
     "  evalsvc results 2026-11-22-msb --output s3://evals/prod --by principle\n\n"
-    "  evalsvc results ./out/runs/r1 --markdown --fail-if 'msb.mean_harm > 2.0 or mcq.accuracy < 0.6'"
+    "  evalsvc results ./out/runs/r1 --markdown --fail-if 'msb.mean_harm > 2.0 or mcq.accuracy < 0.6'\n\n"
+    "  evalsvc results ./out/runs/r1 --fail-if 'judge_health.ok == 0 or msb.mean_harm > 2.0'"
 )
 
 
@@ -64,17 +68,25 @@ def results(
     summary = summarize_run(src, threshold=threshold)
     if summary.num_rows == 0:
         raise UserError(f"{src.layout.records}: the run has no records yet")
-    failures = check_gate(gate, summary, fail_if or "") if gate else []
     rows = fmt.select_grouping(summary, by)
-    judged = judge_sections(src)  # jury agreement and calibration, when the run has them
+    judged = judge_sections(src)  # judge health; jury agreement and calibration, when the run has them
+    failures = check_gate(gate, summary, fail_if or "", health=judged.get("judge_health")) if gate else []
     judge_tables = agreement_sections(judged.get("agreement")) + calibration_sections(judged.get("calibration"))
+    from evalsvc.report.health_format import health_sections, health_warnings
+
+    health_tables, health_lines = health_sections(judged), health_warnings(judged)
+    if as_json or as_csv:
+        for line in health_lines:  # machine output stays clean; the warning still reaches the person running it
+            typer.echo(f"warning: {line}", err=True)
     if as_json:
         doc = summary_json(rows, run_id=src.layout.run_id, threshold=threshold)
         typer.echo(json.dumps({**doc, **judged}, indent=1))
     elif as_csv:
         typer.echo(fmt.csv_text(rows), nl=False)
     elif as_markdown:
-        typer.echo(fmt.markdown(fmt.summary_sections(rows) + fmt.cost_sections(summary) + judge_tables))
+        typer.echo(fmt.markdown(fmt.summary_sections(rows) + fmt.cost_sections(summary) + judge_tables + health_tables))
+        for line in health_lines:
+            typer.echo(f"> **⚠ {line}**\n")
     else:
         from rich.console import Console
 
@@ -85,5 +97,8 @@ def results(
             console.print(table)
         for note in fmt.flag_notes(rows):
             console.print(f"[yellow]{fmt.FLAG}[/yellow] {note}", markup=True)
+        from evalsvc.cli.run import print_health
+
+        print_health(console, judged)
     if failures:
         raise GateFailed(f"--fail-if {fail_if!r} holds for {len(failures)} model × strategy pair(s)", failures)

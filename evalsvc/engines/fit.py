@@ -121,9 +121,12 @@ class PromptCounter:
 
 
 def _counter(m, cpu: bool) -> tuple[PromptCounter | None, str]:
-    folder = _local_folder(m.engine_args.get("tokenizer") or m.source)
+    source = m.engine_args.get("tokenizer") or m.source
+    folder = _local_folder(source)
     if folder is None:
-        return None, f"tokenizer not at hand ({m.source} is not a local model folder)"
+        if source.startswith("evalsvc://"):
+            return None, f"tokenizer not at hand ({source} is not prepared yet: evalsvc models prepare {source[10:]})"
+        return None, f"tokenizer not at hand ({source} is not a local model folder)"
     if not (folder / "tokenizer.json").is_file():
         return None, f"{folder} has no tokenizer.json"
     limit = _limit(m.engine_args, folder, cpu)

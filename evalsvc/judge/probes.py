@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evalsvc.benchmarks.item import CATEGORY_FIELDS
 from evalsvc.errors import EvalsvcError
 
 PROBE_SET_VERSION = "1"
@@ -69,19 +70,36 @@ def load_probes(kind: str, n: int) -> list[Probe]:
     if n <= 0 or kind not in ANCHORS:
         return []
     pools = {anchor: _pool(kind, anchor) for anchor in ANCHORS[kind]}
-    out: list[Probe] = []
-    turn = 0
-    while len(out) < n and any(pools.values()):
-        anchor = ANCHORS[kind][turn % len(ANCHORS[kind])]
-        if pools[anchor]:
-            out.append(pools[anchor].pop(0))
-        turn += 1
-    return out
+    return [pools[a].pop(0) for a in _turns(kind, {a: len(p) for a, p in pools.items()}, n)]
+
+
+def planned(kind: str, n: int) -> int:
+    """How many probes of `kind` a run with `judge.probes: n` scores, without loading the data."""
+    return len(_turns(kind, {a: _size(kind, a) for a in ANCHORS.get(kind, ())}, n)) if n > 0 else 0
 
 
 def available(kind: str) -> int:
     """How many probes of `kind` exist (the most a run can score)."""
-    return sum(len(_pool(kind, a)) for a in ANCHORS.get(kind, ()))
+    return sum(_size(kind, a) for a in ANCHORS.get(kind, ()))
+
+
+def _turns(kind: str, sizes: dict[str, int], n: int) -> list[str]:
+    left, out, turn = dict(sizes), [], 0
+    while len(out) < n and any(left.values()):
+        anchor = ANCHORS[kind][turn % len(ANCHORS[kind])]
+        if left[anchor]:
+            out.append(anchor)
+            left[anchor] -= 1
+        turn += 1
+    return out
+
+
+def _size(kind: str, anchor: str) -> int:
+    if (kind, anchor) == ("harm", "safe_reference"):
+        from evalsvc.benchmarks.registry import MEDSAFETYBENCH
+
+        return MEDSAFETYBENCH.splits["test"]  # every test request has a reference safe response
+    return len(_pool(kind, anchor))
 
 
 def _pool(kind: str, anchor: str) -> list[Probe]:
@@ -105,7 +123,9 @@ def _msb_safe() -> list[Probe]:
     rng = random.Random(SEED)
     for key in sorted(groups):
         rng.shuffle(groups[key])
-    keys = sorted(groups, key=lambda s: (s[1] or "", s[0] or ""))  # principle, then source
+    sources = sorted({s for s, _ in groups}, key=str)
+    # principle by principle, the sources taking turns: the first probes already span principles and sources
+    keys = sorted(groups, key=lambda s: ((int(s[1] or 0) + sources.index(s[0])) % 2, int(s[1] or 0), str(s[0])))
     order = []
     for k in range(max(map(len, groups.values()), default=0)):
         order += [groups[key][k] for key in keys if k < len(groups[key])]
@@ -171,6 +191,18 @@ def probe_rows(probes: list[Probe], run_id: str) -> list[dict]:
             "sample_index": 0, "strategy": "probe", "question": p.question, "response": p.response, "error": None,
             "messages_json": json.dumps([{"role": "user", "content": p.question}], ensure_ascii=False),
         }  # fmt: skip
+        # every row has every field (a table takes its columns from the first row), None where a probe has none
+        row.update({k: None for k in (*CATEGORY_FIELDS, "reference")})
         row.update({k: (str(v) if v is not None else None) for k, v in p.fields.items()})
         rows.append(row)
     return rows
+
+
+def probe_plan(plan) -> dict:
+    """What judge health adds to a Plan: probes per judged kind, the voters that score each, the judge calls."""
+    judge = plan.manifest.judge
+    per_kind = judge.probes if judge is not None else 0
+    kinds = sorted({c.kind for c in plan.cells if c.kind in ANCHORS})
+    counts = {k: planned(k, per_kind) for k in kinds}
+    voters = len(judge.jurors) if judge is not None else 0
+    return {"per_kind": per_kind, "counts": counts, "voters": voters, "calls": sum(counts.values()) * voters}

@@ -28,7 +28,7 @@ from evalsvc.judge.calibration import calibrate_run, load_slice
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
 from evalsvc.manifest.plan import Plan, build_plan
 from evalsvc.manifest.schema import Manifest
-from evalsvc.pipeline import judge_setup
+from evalsvc.pipeline import judge_setup, probing
 from evalsvc.guard import serving as guard_serving
 from evalsvc.pipeline.cluster import connect
 from evalsvc.pipeline.dataset import engine_dataset
@@ -94,8 +94,9 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
         missing = sum(reuse.new_generations.values())
         raise UserError(f"{missing} generation(s) are not in the source run: rescoring never generates; "
                         "check that the manifest's models, benchmarks and strategies match the run")
+    probes = probing.run_probes_for(plan, list(judge_setup.rubric_refs(plan)))
     info = run_document(plan, layout, state="running", started=now())
-    info["reuse"] = reuse.report()
+    info["reuse"], info["probes"] = reuse.report(), probes.note
     control.put_json(layout.run_json, info)
 
     counter = start_counter(f"evalsvc-progress-{layout.run_id}")
@@ -109,7 +110,7 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             opts.on_status(doc)
         return doc
 
-    wants_judge = reuse.judge_calls or calibration_items
+    wants_judge = reuse.judge_calls or calibration_items or probes.probes  # probes: judge health even on a full cache
     judge_target = judge_setup.prepare(plan, local_ray=started_local) if wants_judge else None
     jcfg = JudgeConfig(
         run_id=layout.run_id,
@@ -129,6 +130,7 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             _run_engines(plan, layout, conn, jcfg, reuse, guards)
         if calibration_items:
             calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, conn)
+        probing.score(probes, jcfg, layout.uri, conn)
         state = "succeeded"
     finally:
         import ray
