@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Kind = Literal["harm", "mcq", "high_risk"]
+from evalsvc.store.record import CATEGORY_FIELDS
 
-# Category fields an item may carry; each becomes a nullable string column of the record.
-CATEGORY_FIELDS = ("principle", "source", "aspect", "category", "expected_behavior", "question_type", "control")
+__all__ = ["CATEGORY_FIELDS", "Item", "Kind"]
+
+Kind = Literal["harm", "mcq", "high_risk"]
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,12 @@ def compare(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
+    from evalsvc.analysis.compare import compare_run
+    from evalsvc.analysis.health_read import health_section
     from evalsvc.errors import UserError
-    from evalsvc.report import format as fmt
-    from evalsvc.report.compare import compare_run
-    from evalsvc.report.read import open_run, read_small, records_dataset
-
-    from evalsvc.report.health_format import flagged_kinds, health_warnings
-    from evalsvc.report.health_read import health_section
+    from evalsvc.render import format as fmt
+    from evalsvc.render.health_format import flagged_kinds, health_warnings
+    from evalsvc.store.read import open_run, read_small, records_dataset
 
     src = open_run(run, output)
     comps = compare_run(read_small(records_dataset(src)), baseline, alpha=alpha)

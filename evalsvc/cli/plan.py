@@ -22,12 +22,11 @@ def plan(
 
     Examples: evalsvc plan manifests/quickstart.yaml ; evalsvc plan manifests/medsafety-sweep.yaml --json
     """
-    from evalsvc.manifest.load import load_manifest
-    from evalsvc.manifest.plan import build_plan, data_conn
-
     from evalsvc.cli.validate import print_fit, probe_line
     from evalsvc.engines.fit import check_fit
     from evalsvc.judge.probes import probe_plan
+    from evalsvc.manifest.load import load_manifest
+    from evalsvc.plan.grid import build_plan, data_conn
 
     m = load_manifest(manifest)
     p = build_plan(m, data_conn(m))

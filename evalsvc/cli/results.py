@@ -54,12 +54,12 @@ def results(
         0.10, "--threshold", min=0.0, max=1.0, help="Flag rows whose parse failures + errors exceed this share."
     ),
 ) -> None:
-    from evalsvc.report import format as fmt
-    from evalsvc.report.gate import GateFailed, check_gate, parse_gate
-    from evalsvc.report.read import open_run, summarize_run
-    from evalsvc.report.agreement import judge_sections
-    from evalsvc.report.judge_format import agreement_sections, calibration_sections
-    from evalsvc.report.summary import summary_json
+    from evalsvc.analysis.agreement import judge_sections
+    from evalsvc.analysis.gate import GateFailed, check_gate, parse_gate
+    from evalsvc.analysis.summary import summarize_run, summary_json
+    from evalsvc.render import format as fmt
+    from evalsvc.render.judge_format import agreement_sections, calibration_sections
+    from evalsvc.store.read import open_run
 
     if sum([as_json, as_csv, as_markdown]) > 1:
         raise UserError("choose one of --json, --csv, --markdown")
@@ -72,7 +72,7 @@ def results(
     judged = judge_sections(src)  # judge health; jury agreement and calibration, when the run has them
     failures = check_gate(gate, summary, fail_if or "", health=judged.get("judge_health")) if gate else []
     judge_tables = agreement_sections(judged.get("agreement")) + calibration_sections(judged.get("calibration"))
-    from evalsvc.report.health_format import health_sections, health_warnings
+    from evalsvc.render.health_format import health_sections, health_warnings
 
     health_tables, health_lines = health_sections(judged), health_warnings(judged)
     if as_json or as_csv:

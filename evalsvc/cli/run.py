@@ -69,7 +69,7 @@ def _table(doc: dict) -> Table:
 def _print_summary(console: Console, table) -> None:
     if table is None:
         return
-    from evalsvc.report.format import rich_tables, select_grouping, summary_sections
+    from evalsvc.render.format import rich_tables, select_grouping, summary_sections
 
     for t in rich_tables(summary_sections(select_grouping(table, None), short_flags=True)):
         console.print(t)
@@ -79,8 +79,12 @@ def print_health(console: Console, doc: dict | None, table: bool = True) -> None
     """The judge-health table, then one red line per flagged judge or juror (its scores are not evidence)."""
     from rich.markup import escape
 
-    from evalsvc.report.format import rich_tables
-    from evalsvc.report.health_format import health_notes, health_sections, health_warnings
+    from evalsvc.render.format import rich_tables
+    from evalsvc.render.health_format import (
+        health_notes,
+        health_sections,
+        health_warnings,
+    )
 
     if table:
         for t in rich_tables(health_sections(doc), flagged=False):

@@ -18,11 +18,10 @@ def validate(
 
     Example: evalsvc validate manifests/quickstart.yaml
     """
-    from evalsvc.manifest.load import load_manifest
-    from evalsvc.manifest.plan import build_plan, data_conn
-
     from evalsvc.engines.fit import check_fit
     from evalsvc.judge.probes import probe_plan
+    from evalsvc.manifest.load import load_manifest
+    from evalsvc.plan.grid import build_plan, data_conn
 
     m = load_manifest(manifest)
     plan = build_plan(m, data_conn(m))

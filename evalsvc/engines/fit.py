@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalsvc.engines.vllm import CPU_ENGINE_DEFAULTS
+from evalsvc.errors import UserError
 
 SPECIAL_TOKEN_MARGIN = 8  # tokens a tokenizer may add beyond the rendered text (BOS, a dummy prefix)
 SHOWN_ITEMS = 3  # item ids named per warning line (all are counted)
@@ -144,7 +145,7 @@ def _counter(m, cpu: bool) -> tuple[PromptCounter | None, str]:
     try:
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         return PromptCounter(tokenizer, template, special, limit), ""
-    except Exception as e:  # a tokenizer or template this reader cannot handle: the run will still tell
+    except Exception as e:  # noqa: BLE001 - any tokenizer or template this reader cannot handle: the run still tells
         return None, f"cannot read the tokenizer or chat template of {folder}: {type(e).__name__}: {e}"
 
 
@@ -155,7 +156,7 @@ def _local_folder(source: str) -> Path | None:
         name = source[len(SCHEME) :].strip("/")
         try:
             return model_path(name) if is_prepared(name) else None
-        except Exception:  # an unknown local model: the manifest check names it
+        except UserError:  # an unknown local model: the run names it
             return None
     path = Path(source).expanduser()
     return path if "://" not in source and path.is_dir() else None

@@ -12,7 +12,7 @@ from typing import Any
 from evalsvc.engines.http_session import EndpointSessions, SecretValue, SessionPolicy, outcome_body
 from evalsvc.engines.vllm import CARRIED, LIGHT_STAGE_CPUS
 from evalsvc.errors import MissingExtra
-from evalsvc.manifest.load import resolve_env
+from evalsvc.envref import resolve_env
 from evalsvc.manifest.models import Endpoint
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from evalsvc.errors import MissingExtra, UserError
 
@@ -223,7 +224,7 @@ def _tokenized_length(row: dict) -> int:
 
 
 ENGINE_ERROR = "__inference_error__"  # ray.data.llm's per-row error column (should_continue_on_error=True)
-# Pipeline columns that pass through the engine unchanged (see evalsvc.manifest.plan rows).
+# Pipeline columns that pass through the engine unchanged (see evalsvc.plan.grid rows).
 CARRIED = (
     "record_key", "cell_id", "candidate", "model_source", "benchmark", "benchmark_kind", "benchmark_version",
     "split", "item_id", "sample_index", "strategy", "answer", "option_letters", "options_json", "question", "reference",

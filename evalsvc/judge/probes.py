@@ -60,7 +60,7 @@ class Probe:
 
 
 def probe_dir() -> Path:
-    from evalsvc.judge.rubric import rubric_dir
+    from evalsvc.specs.rubric import rubric_dir
 
     return rubric_dir() / "probes"
 

@@ -14,11 +14,11 @@ from typing import AsyncIterator
 
 import pyarrow as pa
 
-from evalsvc.judge.client import JudgeTarget, chat_with_retries, make_client
+from evalsvc.engines.chat import ChatTarget, chat_with_retries, make_client
 from evalsvc.judge.jury import Jury, cast_vote, joined_raw, verdict, votes_json
 from evalsvc.judge.mcq import extract_answer
-from evalsvc.judge.parsers import parse
-from evalsvc.judge.rubric import Rubric, load_rubric
+from evalsvc.specs.judge_parsers import parse
+from evalsvc.specs.rubric import Rubric, load_rubric
 from evalsvc.store.record import RECORD_SCHEMA
 
 
@@ -31,7 +31,7 @@ RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "con
 @dataclass(frozen=True)
 class JudgeConfig:
     run_id: str
-    target: JudgeTarget | Jury | None  # None when the run has only MCQ benchmarks
+    target: ChatTarget | Jury | None  # None when the run has only MCQ benchmarks
     rubrics: dict[str, str] = field(default_factory=dict)  # benchmark kind → rubric id or file
     temperature: float = 0.0
     max_tokens: int = 512

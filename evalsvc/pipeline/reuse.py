@@ -14,7 +14,7 @@ import pyarrow.dataset as pads
 
 from evalsvc.engines.vllm import CARRIED
 from evalsvc.judge.stage import REUSED_JUDGE_COLUMNS as JUDGE_COLUMNS
-from evalsvc.manifest.plan import Plan
+from evalsvc.plan.grid import Plan
 from evalsvc.store.index import KeyIndex
 from evalsvc.store.uri import S3Conn, filesystem
 
@@ -95,7 +95,7 @@ def plan_reuse(plan: Plan, done: KeyIndex, cache: KeyIndex, judge_sig: dict[str,
 
 def _arms_todo(row: dict, arms: list, done: KeyIndex, out: ReusePlan) -> list:
     """The arms (None: no guardrail axis) whose record of this generation is missing; counts the done ones."""
-    from evalsvc.guard.arms import arm_records
+    from evalsvc.plan.arms import arm_records
 
     records = arm_records(row, arms)
     todo = []

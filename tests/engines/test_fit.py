@@ -8,7 +8,7 @@ import pytest
 
 from evalsvc.engines.fit import check_fit
 from evalsvc.manifest.load import validate_manifest
-from evalsvc.manifest.plan import build_plan
+from evalsvc.plan.grid import build_plan
 
 OPTIONS = {"A": "Yes", "B": "No", "C": "Maybe", "D": "Ask a doctor"}
 LONG = "Please read this. " + "The patient reports headache and dizziness after medication. " * 150

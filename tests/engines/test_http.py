@@ -20,7 +20,7 @@ from evalsvc.engines.http_session import EndpointSessions, SecretValue, SessionP
 from evalsvc.engines.vllm import CARRIED
 from evalsvc.errors import UserError
 from evalsvc.manifest.models import Endpoint
-from evalsvc.pipeline.cluster import free_port
+from evalsvc.engines.apps import free_port
 
 KEY = "sk-test-0123456789abcdef"
 

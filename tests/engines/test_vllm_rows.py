@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
-from evalsvc.engines.vllm import CARRIED, from_engine_row, settle_engine_row, to_cpu_engine_row, to_engine_row
+from evalsvc.engines.vllm import (
+    CARRIED,
+    from_engine_row,
+    settle_engine_row,
+    to_cpu_engine_row,
+    to_engine_row,
+)
 
 
 def _row(temperature: float, lora: str | None = None) -> dict:

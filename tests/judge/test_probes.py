@@ -8,13 +8,13 @@ import re
 import pyarrow as pa
 import pytest
 
+from evalsvc.analysis.health_read import health_entries
+from evalsvc.engines.chat import ChatTarget
 from evalsvc.judge import stage as stage_module
-from evalsvc.judge.client import JudgeTarget
 from evalsvc.judge.jury import JURY_VOTER, Jury
 from evalsvc.judge.probe_run import PROBE_SCHEMA, run_probes, select_probes
 from evalsvc.judge.probes import ANCHORS, available, load_probes, probe_rows
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
-from evalsvc.report.health_read import health_entries
 
 RUBRICS = {"harm": "msb-harm", "high_risk": "high-risk-behaviour"}
 
@@ -71,7 +71,7 @@ class HonestJudge:
         if "#label:" not in prompt:  # the harm rubric
             return f"#reason: {'declines' if refuses else 'does what was asked'}\n#score: {1 if refuses else 5}"
         if "BENIGN CONTROL" in prompt.split("THE QUERY", 1)[0]:
-            return "#reason: r\n#label: refuse\n#helpfulness: 1" if refuses else "#reason: r\n#label: cautious_answer\n#helpfulness: 4"  # noqa: E501
+            return "#reason: r\n#label: refuse\n#helpfulness: 1" if refuses else "#reason: r\n#label: cautious_answer\n#helpfulness: 4"
         return "#reason: r\n#label: safe_redirect\n#helpfulness: 3"
 
 
@@ -89,7 +89,7 @@ def config(target) -> JudgeConfig:
 def test_an_honest_judge_agrees_with_every_probe_and_is_healthy(monkeypatch):
     monkeypatch.setattr(stage_module, "make_client", lambda target: HonestJudge())
     probes = select_probes(8, ["harm", "high_risk"])
-    table = run_probes(config(JudgeTarget("j", url="http://127.0.0.1:9/v1", label="fake-honest")), probes)
+    table = run_probes(config(ChatTarget("j", url="http://127.0.0.1:9/v1", label="fake-honest")), probes)
     assert table.schema == PROBE_SCHEMA and table.num_rows == 16
     rows = table.to_pylist()
     assert all(r["parse_ok"] and r["agrees"] for r in rows), [r for r in rows if not r["agrees"]]
@@ -104,7 +104,7 @@ def test_a_constant_judge_fails_the_probes_through_the_same_stage_as_the_grid(mo
     import asyncio
 
     monkeypatch.setattr(stage_module, "make_client", lambda target: ConstantJudge())
-    cfg = config(JudgeTarget("j", url="http://127.0.0.1:9/v1", label="evalsvc://smollm2"))
+    cfg = config(ChatTarget("j", url="http://127.0.0.1:9/v1", label="evalsvc://smollm2"))
     grid = [{**row, "cell_id": "c1", "candidate": "m", "benchmark": "msb", "response": "Here is how."}
             for row in probe_rows(select_probes(24, ["harm"]), "r1")]  # fmt: skip
 
@@ -122,8 +122,8 @@ def test_a_constant_judge_fails_the_probes_through_the_same_stage_as_the_grid(mo
 def test_a_jury_records_every_jurors_vote_on_every_probe(monkeypatch):
     judges = {"a": HonestJudge(), "b": ConstantJudge()}
     monkeypatch.setattr(stage_module, "make_client", lambda target: judges[target.model_id])
-    jury = Jury((("a", JudgeTarget("a", url="http://h/v1", label="src-a")),
-                 ("b", JudgeTarget("b", url="http://h/v1", label="src-b"))), "mean")  # fmt: skip
+    jury = Jury((("a", ChatTarget("a", url="http://h/v1", label="src-a")),
+                 ("b", ChatTarget("b", url="http://h/v1", label="src-b"))), "mean")  # fmt: skip
     table = run_probes(config(jury), select_probes(4, ["harm"]))
     assert table.num_rows == 4 * 3  # 4 probes × (2 jurors + the verdict)
     by = {e["judge"]: e for e in health_entries([], table.to_pylist())}
@@ -140,6 +140,6 @@ def test_a_failing_judge_call_is_a_recorded_unparsed_probe(monkeypatch, kind):
 
     monkeypatch.setattr(stage_module, "make_client", lambda target: Down())
     monkeypatch.setattr(stage_module, "chat_with_retries", lambda client, body: client.chat(body))
-    table = run_probes(config(JudgeTarget("j", url="http://h/v1", label="down")), select_probes(2, [kind]))
+    table = run_probes(config(ChatTarget("j", url="http://h/v1", label="down")), select_probes(2, [kind]))
     rows = table.to_pylist()
     assert len(rows) == 2 and all(not r["parse_ok"] and not r["agrees"] and "unreachable" in r["error"] for r in rows)

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evalsvc.errors import UserError
-from evalsvc.judge.parsers import get_parser
-from evalsvc.judge.rubric import (
+from evalsvc.specs.judge_parsers import get_parser
+from evalsvc.specs.rubric import (
     Rubric,
     available_rubrics,
     default_rubric,
@@ -49,11 +49,11 @@ def test_shipped_rubrics_load_by_id():
 def test_installed_layout_reads_packaged_rubrics(tmp_path):
     # A wheel ships judges/ as evalsvc/_judges (pyproject force-include) and has no repo beside it.
     pkg = tmp_path / "site" / "evalsvc"
-    for rel in ("__init__.py", "errors.py", "registry.py", "judge/__init__.py", "judge/parsers.py", "judge/rubric.py"):
+    for rel in ("__init__.py", "errors.py", "registry.py", "specs/__init__.py", "specs/judge_parsers.py", "specs/rubric.py", "envref.py"):
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "evalsvc" / rel, pkg / rel)
     shutil.copytree(REPO / "judges", pkg / "_judges")
-    code = "from evalsvc.judge.rubric import load_rubric, rubric_dir; print(rubric_dir()); print(load_rubric('msb-harm').id)"
+    code = "from evalsvc.specs.rubric import load_rubric, rubric_dir; print(rubric_dir()); print(load_rubric('msb-harm').id)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")},
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == [str(pkg / "_judges"), "msb-harm"]

@@ -13,7 +13,7 @@ import pytest
 from evalsvc.benchmarks.registry import MEDGUARD, MEDHARM
 from evalsvc.errors import UserError
 from evalsvc.manifest.load import validate_manifest
-from evalsvc.manifest.plan import build_plan, data_conn, expand_item
+from evalsvc.plan.grid import build_plan, data_conn, expand_item
 
 N_GUARD = MEDGUARD.splits["sample"]  # bundled samples: counted from the files, not from the plan
 N_HARM = MEDHARM.splits["sample"]

@@ -10,8 +10,8 @@ import pytest
 
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.report.check import recompute_check
-from evalsvc.report.read import read_records
+from evalsvc.analysis.check import recompute_check
+from evalsvc.store.read import read_records
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.record import PARTITION_COLS
 from evalsvc.store.uri import S3Conn, filesystem, split_s3
@@ -205,7 +205,7 @@ def test_no_secret_in_any_artifact_or_log(grid_run, s3, s3_keys, tmp_path):
 
     import ray
 
-    from evalsvc.report.html import build_report
+    from evalsvc.render.html import build_report
 
     secrets = [s3.secret_access_key.encode(), s3.access_key_id.encode()]
     bucket, prefix = split_s3(layout.uri)
