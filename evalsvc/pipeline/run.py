@@ -95,6 +95,7 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
         if calibration_items:
             calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, out.conn)
         probing.score(probes, jcfg, layout.uri, out.conn)  # beside the grid, never among its records
+        run.doc.probes = probes.note
     summary, table = write_summary(layout, out.conn, out.control)
     status = out.control.get_json(layout.status_json) or {}
     return RunResult(layout.run_id, layout.uri, run.doc.state, status, summary, run.doc.to_json(), table)
