@@ -46,7 +46,7 @@ def compare(
     from evalsvc.analysis.health_read import health_section
     from evalsvc.errors import UserError
     from evalsvc.render import format as fmt
-    from evalsvc.render.health_format import flagged_kinds, health_warnings
+    from evalsvc.render.health_format import flagged_kinds
     from evalsvc.store.read import open_run, read_small, records_dataset
 
     src = open_run(run, output)
@@ -78,9 +78,16 @@ def compare(
     console = Console(highlight=False)
     console.print(table)
     if any(c.kind in flagged for c in comps):
-        from rich.markup import escape
+        _judge_warning(console, health)
 
-        console.print(f"[bold red]{fmt.FLAG} judge: comparisons marked '{fmt.FLAG} judge' rest on a judge whose health "
-                      "checks failed; their differences are not evidence[/bold red]")  # fmt: skip
-        for line in health_warnings(health):
-            console.print(f"[red]  {escape(line)}[/red]")
+
+def _judge_warning(console, health) -> None:
+    from rich.markup import escape
+
+    from evalsvc.render.format import FLAG
+    from evalsvc.render.health_format import health_warnings
+
+    console.print(f"[bold red]{FLAG} judge: comparisons marked '{FLAG} judge' rest on a judge whose health checks "
+                  "failed; their differences are not evidence[/bold red]")  # fmt: skip
+    for line in health_warnings(health):
+        console.print(f"[red]  {escape(line)}[/red]")

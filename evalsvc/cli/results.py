@@ -72,33 +72,50 @@ def results(
     judged = judge_sections(src)  # judge health; jury agreement and calibration, when the run has them
     failures = check_gate(gate, summary, fail_if or "", health=judged.get("judge_health")) if gate else []
     judge_tables = agreement_sections(judged.get("agreement")) + calibration_sections(judged.get("calibration"))
-    from evalsvc.render.health_format import health_sections, health_warnings
-
-    health_tables, health_lines = health_sections(judged), health_warnings(judged)
-    if as_json or as_csv:
-        for line in health_lines:  # machine output stays clean; the warning still reaches the person running it
-            typer.echo(f"warning: {line}", err=True)
     if as_json:
+        _warn_stderr(judged)
         doc = summary_json(rows, run_id=src.layout.run_id, threshold=threshold)
         typer.echo(json.dumps({**doc, **judged}, indent=1))
     elif as_csv:
+        _warn_stderr(judged)
         typer.echo(fmt.csv_text(rows), nl=False)
     elif as_markdown:
-        typer.echo(fmt.markdown(fmt.summary_sections(rows) + fmt.cost_sections(summary) + judge_tables + health_tables))
-        for line in health_lines:
-            typer.echo(f"> **⚠ {line}**\n")
+        _markdown(rows, summary, judge_tables, judged)
     else:
-        from rich.console import Console
-
-        console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-        for table in fmt.rich_tables(fmt.summary_sections(rows, short_flags=True)):
-            console.print(table)
-        for table in fmt.rich_tables(fmt.cost_sections(summary) + judge_tables, flagged=False):
-            console.print(table)
-        for note in fmt.flag_notes(rows):
-            console.print(f"[yellow]{fmt.FLAG}[/yellow] {note}", markup=True)
-        from evalsvc.cli.run import print_health
-
-        print_health(console, judged)
+        _print_tables(rows, summary, judge_tables, judged)
     if failures:
         raise GateFailed(f"--fail-if {fail_if!r} holds for {len(failures)} model × strategy pair(s)", failures)
+
+
+def _warn_stderr(judged: dict) -> None:
+    """Machine output stays clean on stdout; a flagged judge still reaches the person running the command."""
+    from evalsvc.render.health_format import health_warnings
+
+    for line in health_warnings(judged):
+        typer.echo(f"warning: {line}", err=True)
+
+
+def _markdown(rows, summary, judge_tables: list, judged: dict) -> None:
+    from evalsvc.render import format as fmt
+    from evalsvc.render.health_format import health_sections, health_warnings
+
+    sections = fmt.summary_sections(rows) + fmt.cost_sections(summary) + judge_tables + health_sections(judged)
+    typer.echo(fmt.markdown(sections))
+    for line in health_warnings(judged):
+        typer.echo(f"> **⚠ {line}**\n")
+
+
+def _print_tables(rows, summary, judge_tables: list, judged: dict) -> None:
+    from rich.console import Console
+
+    from evalsvc.cli.run import print_health
+    from evalsvc.render import format as fmt
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    for table in fmt.rich_tables(fmt.summary_sections(rows, short_flags=True)):
+        console.print(table)
+    for table in fmt.rich_tables(fmt.cost_sections(summary) + judge_tables, flagged=False):
+        console.print(table)
+    for note in fmt.flag_notes(rows):
+        console.print(f"[yellow]{fmt.FLAG}[/yellow] {note}", markup=True)
+    print_health(console, judged)

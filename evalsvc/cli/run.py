@@ -48,6 +48,7 @@ def run(
         if saved_stdout is not None:
             restore_stdout(saved_stdout)
     if as_json:
+        print_health(console, result.summary, table=False)  # the console is stderr: stdout keeps the JSON alone
         typer.echo(json.dumps({"run_id": result.run_id, "output_uri": result.output_uri, "state": result.state,
                                "status": result.status, "summary": result.summary}, default=str))
         return
