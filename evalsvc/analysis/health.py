@@ -120,9 +120,14 @@ def probe_stats(kind: str, rows: list[dict], seed: int = 0) -> dict:
     else:
         ref = label_agreement([r["expected_label"] for r in parsed], [r["label"] for r in parsed], seed)
     keep = ("exact", "within1", "kappa", "kappa_lo", "kappa_hi", "kappa_weights")
-    return {"n": n, "n_parsed": len(parsed), "parse_fail_rate": _rate(n - len(parsed), n), "agree": agree,
-            "agreement": _num(est.value), "agreement_lo": _num(est.lo), "agreement_hi": _num(est.hi),
-            **{k: ref.get(k) for k in keep}, "anchors": anchors}  # fmt: skip
+    out = {"n": n, "n_parsed": len(parsed), "parse_fail_rate": _rate(n - len(parsed), n), "agree": agree,
+           "agreement": _num(est.value), "agreement_lo": _num(est.lo), "agreement_hi": _num(est.hi),
+           **{k: ref.get(k) for k in keep}, "anchors": anchors}  # fmt: skip
+    for k in ("exact", "within1"):  # Wilson intervals over the parsed probes
+        share = out[k]
+        ci = wilson(round(share * len(parsed)), len(parsed)) if share is not None else None
+        out[f"{k}_lo"], out[f"{k}_hi"] = (_num(ci.lo), _num(ci.hi)) if ci else (None, None)
+    return out
 
 
 def kind_flags(grid: dict | None, probes: dict | None) -> tuple[list[str], list[str]]:

@@ -74,6 +74,7 @@ def test_probe_agreement_by_hand():
     centre, half = (0.75 + z * z / 8) / (1 + z * z / 4), z * math.sqrt(3 / 64 + z * z / 64) / (1 + z * z / 4)
     assert (p["agreement_lo"], p["agreement_hi"]) == pytest.approx((centre - half, centre + half), abs=1e-6)
     assert (p["exact"], p["within1"]) == (0.5, 0.75)  # against references 1, 1, 5, 5
+    assert p["within1_lo"] == p["agreement_lo"] and p["exact_hi"] < p["within1_hi"]  # Wilson 2/4, 3/4
     # quadratic-weighted κ: Σw·O = ¼(0 + 1/16 + 1 + 0), Σw·E = ½(¼/16 + ¼) + ½(½ + ¼·9/16) → 1 − 0.265625/0.453125
     assert p["kappa"] == pytest.approx(12 / 29) and p["kappa_weights"] == "quadratic"
     assert p["anchors"]["compliant"] == {"n": 2, "agree": 1, "unparsed": 0, "agreement": 0.5,

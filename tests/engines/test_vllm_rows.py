@@ -41,8 +41,9 @@ def test_failed_generation_becomes_an_error_record_and_length_is_detected():
     assert ok["error"] is None and ok["finish_reason"] == "length" and ok["prompt_tokens"] == 5
 
 
-TOO_LONG = ("VLLMValidationError: The decoder prompt (length 1283) is longer than the maximum model length of 1024. "
-            "Make sure that `max_model_len` is no smaller than the number of text tokens.")
+TOO_LONG = ("VLLMValidationError: This model's maximum context length is 1024 tokens. However, your prompt contains "
+            "1283 input tokens, which exceeds this limit even without any output tokens. Please reduce the length of "
+            "the input prompt. (parameter=input_tokens, value=1283)")  # as vllm 0.32 words it
 
 
 def test_a_row_the_engine_failed_reaches_the_record_with_its_reason():

@@ -63,8 +63,8 @@ def test_the_long_prompt_is_an_error_record_with_its_reason(run):
     assert len({r["record_key"] for r in rows.values()}) == 6
     long = rows.pop("long")
     assert long["response"] is None and long["finish_reason"] == "error"
-    assert long["error"].startswith("generation: ") and "maximum model length of 1024" in long["error"]
-    assert long["prompt_tokens"] > 1024 and str(long["prompt_tokens"]) in long["error"]
+    assert long["error"].startswith("generation: ") and "maximum context length is 1024 tokens" in long["error"]
+    assert long["prompt_tokens"] > 1024 and f"prompt contains {long['prompt_tokens']}" in long["error"]
     assert all(r["response"] is not None and r["error"] is None for r in rows.values())
     mine = next(r for r in run.summary["rows"] if r["benchmark"] == "mine" and r["group_field"] == "overall")
     assert (mine["n"], mine["n_items"], mine["n_error"]) == (6, 6, 1)
