@@ -149,7 +149,7 @@ def kind_flags(grid: dict | None, probes: dict | None) -> tuple[list[str], list[
     if grid and grid["rationales_checked"] >= MIN_CHECKED and (grid["contradiction_share"] or 0) > CONTRADICTIONS:
         flags.append("contradicts_rationales")
     if probes is None or probes["n"] == 0:
-        notes.append("no known-answer probes were scored (judge.probes: 0): agreement unknown")
+        notes.append("no known-answer probes were scored (judge.probes: 0, or see run.json probes): agreement unknown")
     return flags, notes
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -191,7 +192,7 @@ def from_engine_row(row: dict) -> dict:
     err = row.get(ENGINE_ERROR) or None
     out["error"] = f"generation: {str(err)[:2000]}" if err else None
     out["response"] = None if err else (row.get("generated_text") or "")
-    out["prompt_tokens"] = int(row.get("num_input_tokens") or 0) or (_tokenized_length(row) if err else 0)
+    out["prompt_tokens"] = int(row.get("num_input_tokens") or 0) or (_failed_prompt_tokens(row, str(err)) if err else 0)
     out["completion_tokens"] = int(row.get("num_generated_tokens") or 0)
     t = row.get("time_taken_llm")
     out["latency_s"] = float(t) if t is not None and t >= 0 else None
@@ -215,14 +216,17 @@ def settle_engine_row(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != ENGINE_ERROR}
 
 
-def _tokenized_length(row: dict) -> int:
+def _failed_prompt_tokens(row: dict, err: str) -> int | None:
+    """The prompt's token count of a failed row: the tokenize stage's output if the row kept it, else the count the
+    engine's message names ("your prompt contains 1283 input tokens", "prompt (length 1283)"); None if neither."""
     tokens = row.get("tokenized_prompt")
-    try:
-        return len(tokens) if tokens is not None else 0
-    except TypeError:
-        return 0
+    if tokens is not None and hasattr(tokens, "__len__") and len(tokens):
+        return len(tokens)
+    m = _PROMPT_LENGTH.search(err)
+    return int(m.group(1) or m.group(2)) if m else None
 
 
+_PROMPT_LENGTH = re.compile(r"prompt contains (?:at least )?(\d+)|prompt \(length (\d+)\)")
 ENGINE_ERROR = "__inference_error__"  # ray.data.llm's per-row error column (should_continue_on_error=True)
 # Pipeline columns that pass through the engine unchanged (see evalsvc.plan.grid rows).
 CARRIED = (

@@ -57,6 +57,12 @@ def test_a_row_the_engine_failed_reaches_the_record_with_its_reason():
     assert rec["response"] is None and rec["finish_reason"] == "error"
     assert rec["error"] == f"generation: {TOO_LONG}" and "1283" in rec["error"] and "1024" in rec["error"]
     assert rec["prompt_tokens"] == 1283 and rec["latency_s"] is None
+    # without the tokenize stage's output the count comes from the engine's message (either wording of vLLM's)
+    del internal["tokenized_prompt"]
+    assert settle_engine_row(internal)["prompt_tokens"] == 1283
+    older = "VLLMValidationError: The decoder prompt (length 1400) is longer than the maximum model length of 1024."
+    assert settle_engine_row({**internal, "__inference_error__": older})["prompt_tokens"] == 1400
+    assert settle_engine_row({**internal, "__inference_error__": "RuntimeError: boom"})["prompt_tokens"] is None
 
 
 def test_a_generated_row_passes_through_without_the_error_column():
