@@ -35,6 +35,7 @@ SUMMARY_COLUMNS = (
     "guardrail",
     "guard_input",
     "guard_output",
+    "guard_categories",
     "score",
     "label",
     "parse_ok",
