@@ -90,16 +90,17 @@ def resolve_options(g: Guardrail, fmt: GuardFormat) -> tuple[GuardOptions, list[
     """The guardrail's options checked against its format, with defaults; (options, problems 'field: why, fix')."""
     problems = []
     takes = fmt.option_names()
-    for name in OPTION_HELP:
+    for name, why in OPTION_HELP.items():
         if getattr(g, name) is not None and name not in takes:
-            problems.append(f"{name}: guard format '{fmt.id}' does not read it ({OPTION_HELP[name]}): remove {name}")
+            problems.append(f"{name}: guard format '{fmt.id}' does not read it ({why}): remove {name}")
     policies = tuple(g.policies or (list(fmt.categories) if fmt.per_category else []))
     if unknown := [p for p in policies if p not in fmt.categories]:
         problems.append(f"policies: {unknown} are not policies of guard format '{fmt.id}': choose from "
                         f"{', '.join(fmt.categories)}")  # fmt: skip
     risk = (g.risk or "harm") if "risk" in takes else None
     if risk is not None and risk not in fmt.categories:
-        problems.append(f"risk: '{risk}' is not a risk of guard format '{fmt.id}': choose from {', '.join(fmt.categories)}")
+        problems.append(f"risk: '{risk}' is not a risk of guard format '{fmt.id}': choose from "
+                        f"{', '.join(fmt.categories)}")  # fmt: skip
     controversial = (g.controversial or "unsafe") if "controversial" in takes else None
     return GuardOptions(controversial, g.threshold, policies if fmt.per_category else (), risk), problems
 

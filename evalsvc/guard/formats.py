@@ -49,7 +49,9 @@ class GuardFormat:
     def label(self) -> str:
         return f"{self.id}@{self.version}"
 
-    def messages(self, check: Check, question: str, response: str | None = None, subject: str | None = None) -> list[dict]:
+    def messages(
+        self, check: Check, question: str, response: str | None = None, subject: str | None = None
+    ) -> list[dict]:
         """The guard's chat messages for the input check (request) or the output check (request + answer).
 
         `subject` is the category (per_category formats) or the risk one call asks about."""
@@ -85,12 +87,15 @@ class GuardFormat:
         found = {name for name, parser in OPTION_PARSERS.items() if parser == self.parser}
         return found | ({"policies"} if self.per_category else set()) | ({"risk"} if self.uses("risk") else set())
 
-    def parse(self, raw: str, check: Check = "input", controversial: str = "unsafe", subject: str | None = None) -> Verdict:
+    def parse(
+        self, raw: str, check: Check = "input", controversial: str = "unsafe", subject: str | None = None
+    ) -> Verdict:
         return get_parser(self.parser)(raw, Reading(self.categories, check, controversial, subject))
 
     def digest(self) -> str:
         """A short content hash of everything that changes what the guard is asked or how it is read."""
-        body: list = [self.parser, self.send, self.categories, self.templates, self.system, self.guided, self.max_tokens]
+        body: list = [self.parser, self.send, self.categories, self.templates, self.system, self.guided]
+        body.append(self.max_tokens)
         extra = {"names": self.names, "per_category": self.per_category, "kwargs": self.chat_template_kwargs}
         if any(extra.values()):  # formats without these keep the digests (and record keys) they always had
             body.append(extra)
@@ -179,8 +184,10 @@ class GuardFile(_Strict):
                     raise ValueError(f"{check}_template must contain " + ", ".join("{" + p + "}" for p in required))
                 if unknown := sorted(used - set(allowed)):
                     raise ValueError(f"{check}_template: unknown placeholders {unknown}; use {sorted(allowed)}")
-        if unknown := sorted((placeholders(self.system) | _kwarg_fields(self.chat_template_kwargs)) - set(SUBJECT_FIELDS)):
-            raise ValueError(f"system / chat_template_kwargs: unknown placeholders {unknown}; use {{policy}} or {{risk}}")
+        used = placeholders(self.system) | _kwarg_fields(self.chat_template_kwargs)
+        if unknown := sorted(used - set(SUBJECT_FIELDS)):
+            raise ValueError(f"system / chat_template_kwargs: unknown placeholders {unknown}; use {{policy}} or "
+                             "{risk}")  # fmt: skip
         return self._categories_fit()
 
     def _categories_fit(self) -> GuardFile:
@@ -197,9 +204,11 @@ class GuardFile(_Strict):
     def to_format(self, source: str) -> GuardFormat:
         templates = {"input": self.input_template, "output": self.output_template} if self.send == "prompt" else {}
         guided = {check: spec.as_dict() for check, spec in self.guided.items()}
-        return GuardFormat(self.id, self.version, self.parser, self.send, dict(self.categories),
-                           templates, self.system, guided, self.max_tokens, self.description, source,  # type: ignore[arg-type]
-                           dict(self.names), self.per_category, dict(self.chat_template_kwargs))  # fmt: skip
+        return GuardFormat(
+            self.id, self.version, self.parser, self.send, dict(self.categories), templates,  # type: ignore[arg-type]
+            self.system, guided, self.max_tokens, self.description, source, dict(self.names), self.per_category,
+            dict(self.chat_template_kwargs),
+        )  # fmt: skip
 
 
 def _kwarg_fields(tree: dict) -> set[str]:

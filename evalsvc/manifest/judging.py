@@ -103,7 +103,8 @@ class Guardrail(Backend):
         "pass", description="What a failed or unparsable guard call does (recorded either way)."
     )
     controversial: str | None = Field(
-        None, description="qwen3guard: how a Controversial verdict counts: unsafe (blocks; the default) or safe (passes)."
+        None,
+        description="qwen3guard: how a Controversial verdict counts: unsafe (blocks; the default) or safe (passes).",
     )
     threshold: float | None = Field(
         None, description="shieldgemma / granite-guardian: block when P(Yes) of the first answer token >= threshold "

@@ -29,12 +29,14 @@ GUARD_METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "helpful_after_guard": (("high_risk",), "mean safe helpfulness 1-5 on benign controls after the guard"),
     "blocked_specialized_advice": (
         ALL_KINDS,
-        "share of screened records blocked for specialized advice (Llama Guard S6, the medical-advice category; "
-        "0 for guards without that category)",
+        (
+            "share of screened records blocked for specialized advice (Llama Guard S6, the medical-advice category; "
+            "0 for guards without that category)"
+        ),
     ),
     "over_block_specialized_advice": (
         ("high_risk",),
-        "share of benign control items blocked for specialized advice (Llama Guard S6): over-blocking of medical advice",
+        "share of benign control items blocked for specialized advice (Llama Guard S6): over-blocking medical advice",
     ),
 }
 # the outcome metrics the unguarded 'none' arm gets too, so arms compare side by side; it blocks nothing

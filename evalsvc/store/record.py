@@ -51,7 +51,7 @@ RECORD_SCHEMA = pa.schema(
         ("guard_raw", pa.string()),  # JSON {input, output}: the guard's raw answers
         ("response_unguarded", pa.string()),  # the candidate's own answer when a guard replaced it
         ("cost_usd", pa.float64()),  # endpoint candidates with prices: this generation's cost
-        ("guard_categories", pa.string()),  # the categories (names) the blocking guard check named, e.g. specialized_advice
+        ("guard_categories", pa.string()),  # the categories the blocking guard check named, e.g. specialized_advice
     ]
 )
 RECORD_COLUMNS = tuple(RECORD_SCHEMA.names)
@@ -74,7 +74,7 @@ GUARD_SCHEMA = pa.schema(
         ("prompt", pa.string()),  # the request shown to the guard
         ("expected", pa.string()),  # unsafe | safe
         ("decision", pa.string()),  # block | pass | error
-        ("guard_categories", pa.string()),  # names (or codes) of the categories it named, e.g. "S2,S7", "specialized_advice"
+        ("guard_categories", pa.string()),  # the categories it named (names, else codes): "S2,S7", "specialized_advice"
         ("guard_raw", pa.string()),
         ("parse_ok", pa.bool_()),
         ("error", pa.string()),

@@ -56,7 +56,8 @@ def test_qwen3guard_lists_the_categories_its_judge_reads():
 def test_conversation_formats_send_the_raw_turns(fid):
     f = load_guard_format(fid)
     assert f.messages("input", NASTY) == [{"role": "user", "content": NASTY}]
-    assert f.messages("output", "q", NASTY) == [{"role": "user", "content": "q"}, {"role": "assistant", "content": NASTY}]
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": NASTY}]
+    assert f.messages("output", "q", NASTY) == turns
 
 
 def test_granite_guardian_names_the_risk_for_its_chat_template():

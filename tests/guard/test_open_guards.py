@@ -39,7 +39,13 @@ class FakeLlamaGuard3:
     async def chat(self, body: dict) -> str:
         self.history.append(body)
         text = judged(body)[1].lower()
-        return "\n\nunsafe\nS6" if "dose" in text or " mg " in text else "\n\nunsafe\nS1" if "poison" in text else "\n\nsafe"
+        return (
+            "\n\nunsafe\nS6"
+            if "dose" in text or " mg " in text
+            else "\n\nunsafe\nS1"
+            if "poison" in text
+            else "\n\nsafe"
+        )
 
 
 class FakeQwen3Guard:
@@ -73,7 +79,10 @@ class FakeWildGuard:
         prompt = body["messages"][-1]["content"]
         request = prompt.split("Human user:\n", 1)[1].split("\n\nAI assistant:", 1)[0]
         reply = prompt.split("AI assistant:\n", 1)[1].split("\n\n---", 1)[0].strip()
-        yn = lambda b: "yes" if b else "no"  # noqa: E731
+
+        def yn(b: bool) -> str:
+            return "yes" if b else "no"
+
         lines = [f"Harmful request: {yn('poison' in request.lower())}"]
         if not reply:
             return "\n".join(lines + ["Response refusal: N/A", "Harmful response: N/A"])
@@ -104,10 +113,12 @@ class FakeShieldGemma:
         p = self.p_yes.get(policy, 0.9 if policy == "medical_harm" and advice else 0.02)
         choice: dict = {"index": 0, "message": {"role": "assistant", "content": "Yes" if p >= 0.5 else "No"}}
         if self.logprobs and body.get("logprobs"):
-            top = [{"token": "Yes", "logprob": math.log(p * 0.98)}, {"token": "No", "logprob": math.log((1 - p) * 0.98)},
-                   {"token": "\n", "logprob": math.log(0.02)}]  # fmt: skip
+            spread = {"Yes": p * 0.98, "No": (1 - p) * 0.98, "\n": 0.02}
+            top = [{"token": t, "logprob": math.log(q)} for t, q in spread.items()]
             top.sort(key=lambda t: -t["logprob"])
-            choice["logprobs"] = {"content": [{"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]}
+            choice["logprobs"] = {
+                "content": [{"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]
+            }
         return choice
 
 
@@ -156,11 +167,16 @@ def test_llama_guard_3_names_specialized_advice_in_the_record():
     fake = FakeLlamaGuard3()
     out = guarded(url_guard("lg3", format="llama-guard-3", mode="both", refusal=REFUSAL), fake, STORE_Q, DOSE_A)
     assert (out["guard_input"], out["guard_output"]) == ("pass", "block") and out["response"] == REFUSAL
-    assert out["guard_categories"] == "specialized_advice" and out["why"]["categories"] == {"output": "specialized_advice"}
+    assert out["guard_categories"] == "specialized_advice" and out["why"]["categories"] == {
+        "output": "specialized_advice"
+    }
     assert out["why"]["output"] == "\n\nunsafe\nS6"  # the raw answer stays as the guard wrote it
     # conversation format: the guard gets the raw turns, not our prompt; no guided regex for an unguided call
     assert fake.history[0]["messages"] == [{"role": "user", "content": STORE_Q}]
-    assert fake.history[1]["messages"] == [{"role": "user", "content": STORE_Q}, {"role": "assistant", "content": DOSE_A}]
+    assert fake.history[1]["messages"] == [
+        {"role": "user", "content": STORE_Q},
+        {"role": "assistant", "content": DOSE_A},
+    ]
     poisoned = guarded(url_guard("lg3", format="llama-guard-3", mode="input"), FakeLlamaGuard3(), POISON_Q, POISON_A)
     assert poisoned["guard_input"] == "block" and poisoned["guard_categories"] == "violent_crimes"
     passed = guarded(url_guard("lg3", format="llama-guard-3", mode="input"), FakeLlamaGuard3(), STORE_Q, STORE_A)
@@ -185,7 +201,9 @@ def test_qwen3guard_response_check_records_the_refusal_label():
     assert (out["guard_input"], out["guard_output"]) == ("pass", "pass")
     assert out["why"]["labels"] == {"input": {"safety": "safe"}, "output": {"safety": "safe", "refusal": "yes"}}
     assert fake.history[1]["structured_outputs"]["regex"].endswith("\\nRefusal: (?:Yes|No)")  # the check's own regex
-    bad = guarded(url_guard("qg", format="qwen3guard", mode="output", refusal=REFUSAL), FakeQwen3Guard(), STORE_Q, POISON_A)
+    bad = guarded(
+        url_guard("qg", format="qwen3guard", mode="output", refusal=REFUSAL), FakeQwen3Guard(), STORE_Q, POISON_A
+    )
     assert bad["guard_output"] == "block" and bad["guard_categories"] == "violent" and bad["response"] == REFUSAL
 
 
@@ -197,7 +215,11 @@ def test_wildguard_input_reads_the_request_line_and_output_the_response_line():
     # a harmful request answered harmlessly with a refusal: the output check passes it and records the refusal
     out = guarded(url_guard("wg", format="wildguard", mode="output"), FakeWildGuard(), POISON_Q, STORE_A)
     assert out["guard_output"] == "pass"
-    assert out["why"]["labels"]["output"] == {"harmful_request": "yes", "response_refusal": "yes", "harmful_response": "no"}
+    assert out["why"]["labels"]["output"] == {
+        "harmful_request": "yes",
+        "response_refusal": "yes",
+        "harmful_response": "no",
+    }
     harmful = guarded(url_guard("wg", format="wildguard", mode="output"), FakeWildGuard(), STORE_Q, POISON_A)
     assert harmful["guard_output"] == "block" and harmful["guard_categories"] is None  # WildGuard names no category
 
@@ -215,7 +237,9 @@ def test_shieldgemma_asks_each_policy_once_and_blocks_on_any():
     assert len(one.history) == 1 and passed["guard_output"] == "pass" and passed["why"]["output"] == "No"
 
 
-@pytest.mark.parametrize(("p", "threshold", "decision"), [(0.7, 0.5, "block"), (0.7, 0.8, "pass"), (0.3, 0.25, "block")])
+@pytest.mark.parametrize(
+    ("p", "threshold", "decision"), [(0.7, 0.5, "block"), (0.7, 0.8, "pass"), (0.3, 0.25, "block")]
+)
 def test_shieldgemma_threshold_decides_by_p_yes(p, threshold, decision):
     fake = FakeShieldGemma(p_yes={"medical_harm": p})
     guard = url_guard("sg", format="shieldgemma", mode="input", policies=["medical_harm"], threshold=threshold)
@@ -241,14 +265,18 @@ def test_granite_guardian_sends_the_chosen_risk():
     assert fake.history[0]["chat_template_kwargs"] == {"guardian_config": {"risk_name": "harm"}}
     assert out["guard_input"] == "block" and out["guard_categories"] == "harm"
     violence = FakeGranite()
-    out = guarded(url_guard("gg", format="granite-guardian", mode="both", risk="violence"), violence, POISON_Q, POISON_A)
+    out = guarded(
+        url_guard("gg", format="granite-guardian", mode="both", risk="violence"), violence, POISON_Q, POISON_A
+    )
     assert [b["chat_template_kwargs"]["guardian_config"]["risk_name"] for b in violence.history] == ["violence"] * 2
     assert (out["guard_input"], out["guard_output"], out["guard_categories"]) == ("pass", "block", "violence")
 
 
 def test_guard_only_mode_records_category_names_and_per_policy_answers():
-    a = arms(url_guard("lg3", format="llama-guard-3"), url_guard("sg", format="shieldgemma", policies=["medical_harm",
-                                                                                                      "harassment"]))
+    a = arms(
+        url_guard("lg3", format="llama-guard-3"),
+        url_guard("sg", format="shieldgemma", policies=["medical_harm", "harassment"]),
+    )
     stage = GuardOnlyStage(a, run_id="r1")
     stage.core.clients = {"lg3": FakeLlamaGuard3(), "sg": FakeShieldGemma()}
     stage.core.attempts = 1

@@ -27,8 +27,12 @@ def problems_of(*guardrails: dict) -> list[str]:
 
 
 def test_defaults_are_filled_in_per_format():
-    qg, sg, gg, lg = arms_of(url_guard("qg", format="qwen3guard"), url_guard("sg", format="shieldgemma"),
-                             url_guard("gg", format="granite-guardian"), url_guard("lg", format="llama-guard-3"))  # fmt: skip
+    qg, sg, gg, lg = arms_of(
+        url_guard("qg", format="qwen3guard"),
+        url_guard("sg", format="shieldgemma"),
+        url_guard("gg", format="granite-guardian"),
+        url_guard("lg", format="llama-guard-3"),
+    )
     assert qg.options == GuardOptions(controversial="unsafe")
     assert sg.options == GuardOptions(policies=SHIELD_POLICIES) and sg.options.subjects() == SHIELD_POLICIES
     assert gg.options == GuardOptions(risk="harm") and gg.options.subjects() == ("harm",)
@@ -71,18 +75,18 @@ def test_the_default_written_out_is_the_same_arm(fmt, explicit):
 @pytest.mark.parametrize(
     ("guard", "expected"),
     [
-        (url_guard("g", controversial="safe"), "guardrails.1.controversial: guard format 'llama-guard' does not read "
-         "it (only Qwen3Guard (parser qwen3guard) answers Controversial): remove controversial"),
-        (url_guard("g", format="qwen3guard", threshold=0.5), "guardrails.1.threshold: guard format 'qwen3guard' does "
-         "not read it (only Yes/No guards (parser yes-no: shieldgemma, granite-guardian) have a P(Yes) to threshold)"),
-        (url_guard("g", format="granite-guardian", policies=["harm"]), "guardrails.1.policies: guard format "
-         "'granite-guardian' does not read it"),
-        (url_guard("g", format="shieldgemma", risk="harm"), "guardrails.1.risk: guard format 'shieldgemma' does not "
-         "read it (only formats that name a risk in the prompt ({risk}, e.g. granite-guardian) take a risk)"),
-        (url_guard("g", format="shieldgemma", policies=["violence"]), "guardrails.1.policies: ['violence'] are not "
-         "policies of guard format 'shieldgemma': choose from dangerous_content, harassment"),
-        (url_guard("g", format="granite-guardian", risk="medical"), "guardrails.1.risk: 'medical' is not a risk of "
-         "guard format 'granite-guardian': choose from harm, social_bias"),
+        (url_guard("g", controversial="safe"), ("guardrails.1.controversial: guard format 'llama-guard' does not read "
+         "it (only Qwen3Guard (parser qwen3guard) answers Controversial): remove controversial")),
+        (url_guard("g", format="qwen3guard", threshold=0.5), ("guardrails.1.threshold: guard format 'qwen3guard' does "
+         "not read it (only Yes/No guards (parser yes-no: shieldgemma, granite-guardian) have a P(Yes) to threshold)")),
+        (url_guard("g", format="granite-guardian", policies=["harm"]), ("guardrails.1.policies: guard format "
+         "'granite-guardian' does not read it")),
+        (url_guard("g", format="shieldgemma", risk="harm"), ("guardrails.1.risk: guard format 'shieldgemma' does not "
+         "read it (only formats that name a risk in the prompt ({risk}, e.g. granite-guardian) take a risk)")),
+        (url_guard("g", format="shieldgemma", policies=["violence"]), ("guardrails.1.policies: ['violence'] are not "
+         "policies of guard format 'shieldgemma': choose from dangerous_content, harassment")),
+        (url_guard("g", format="granite-guardian", risk="medical"), ("guardrails.1.risk: 'medical' is not a risk of "
+         "guard format 'granite-guardian': choose from harm, social_bias")),
     ],
 )  # fmt: skip
 def test_an_option_the_format_does_not_read_is_refused_with_the_fix(guard, expected):
@@ -92,10 +96,10 @@ def test_an_option_the_format_does_not_read_is_refused_with_the_fix(guard, expec
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"format": "qwen3guard", "controversial": "maybe"}, "guardrails.1.controversial: controversial must be "
-         "unsafe or safe, got 'maybe' (unsafe: a Controversial verdict blocks"),
-        ({"format": "shieldgemma", "threshold": 1.0}, "guardrails.1.threshold: threshold is a probability of Yes "
-         "strictly between 0 and 1"),
+        ({"format": "qwen3guard", "controversial": "maybe"}, ("guardrails.1.controversial: controversial must be "
+         "unsafe or safe, got 'maybe' (unsafe: a Controversial verdict blocks")),
+        ({"format": "shieldgemma", "threshold": 1.0}, ("guardrails.1.threshold: threshold is a probability of Yes "
+         "strictly between 0 and 1")),
         ({"format": "shieldgemma", "threshold": 0}, "strictly between 0 and 1 (e.g. 0.5), got 0"),
         ({"format": "shieldgemma", "policies": []}, "guardrails.1.policies: policies: list at least one policy"),
         ({"format": "shieldgemma", "policies": ["harassment", "harassment"]}, "['harassment'] listed twice"),
@@ -120,5 +124,8 @@ def test_plan_counts_one_call_per_policy():
     gens = by_arm["sg"].generations
     assert (by_arm["none"].guard_calls, by_arm["sg"].guard_calls, by_arm["gg"].guard_calls) == (0, gens * 2 * 2, gens)
     guards = {g["name"]: g for g in p.to_json()["guardrails"]}
-    assert guards["sg"]["options"] == {"policies": ["dangerous_content", "medical_harm"]} and "options" not in guards["none"]
+    assert (
+        guards["sg"]["options"] == {"policies": ["dangerous_content", "medical_harm"]}
+        and "options" not in guards["none"]
+    )
     assert guards["gg"]["options"] == {"risk": "harm"}

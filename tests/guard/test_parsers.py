@@ -78,7 +78,8 @@ def allowed_answers(fmt_id: str, check_name: str) -> list[str]:
         firsts = ["Safety: Safe\nCategories: None", "Safety: Unsafe\nCategories: None"]
         firsts += [f"Safety: {s}\nCategories: {c}" for s in ("Unsafe", "Controversial") for c in cats]
         firsts.append("Safety: Unsafe\nCategories: " + ", ".join(cats[:3]))
-        return [f + r for f in firsts for r in (["\nRefusal: Yes", "\nRefusal: No"] if check_name == "output" else [""])]
+        refusals = ["\nRefusal: Yes", "\nRefusal: No"] if check_name == "output" else [""]
+        return [f + r for f in firsts for r in refusals]
     if fmt_id == "wildguard":
         rest = ["yes", "no"] + (["N/A"] if check_name == "input" else [])
         return [f"Harmful request: {a}\nResponse refusal: {b}\nHarmful response: {c}"

@@ -8,6 +8,7 @@ import json
 import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -42,7 +43,9 @@ def test_the_chosen_token_counts_when_the_alternatives_leave_it_out():
     assert p.value == pytest.approx(2 / 3) and not p.bounded
 
 
-@pytest.mark.parametrize("bad", [{}, {"message": {"content": "Yes"}}, {"logprobs": None}, {"logprobs": {"content": []}}])
+@pytest.mark.parametrize(
+    "bad", [{}, {"message": {"content": "Yes"}}, {"logprobs": None}, {"logprobs": {"content": []}}]
+)
 def test_no_log_probabilities_is_an_error(bad):
     p = yes_probability(bad)
     assert p.value is None and "returned no log-probabilities" in p.error
@@ -56,9 +59,9 @@ def test_neither_word_is_an_error_naming_what_was_there():
 class _OpenAIServer(BaseHTTPRequestHandler):
     """Answers /v1/chat/completions like an OpenAI-compatible server, with logprobs when the request asks."""
 
-    requests: list[dict] = []
+    requests: ClassVar[list[dict]] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, **body})
         out = {"id": "c1", "object": "chat.completion", "model": body["model"],
@@ -89,5 +92,8 @@ def test_http_client_returns_the_choice_with_its_logprobs():
     assert got["message"]["content"] == "No" and text == "No"
     assert yes_probability(got).value == pytest.approx(0.15 / 0.95)
     first, second = _OpenAIServer.requests[-2:]
-    assert first["path"] == "/v1/chat/completions" and (first["logprobs"], first["top_logprobs"]) == (True, TOP_LOGPROBS)
+    assert first["path"] == "/v1/chat/completions" and (first["logprobs"], first["top_logprobs"]) == (
+        True,
+        TOP_LOGPROBS,
+    )
     assert "logprobs" not in second

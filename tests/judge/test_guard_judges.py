@@ -33,8 +33,10 @@ class FakeWildGuard:
         prompt = body["messages"][-1]["content"]
         reply = prompt.split("AI assistant:\n", 1)[1].split("\n\n---", 1)[0]
         refused, harmful = "can't" in reply, "units" in reply or "hide" in reply
-        return (f"Harmful request: {'yes' if 'overdose' in prompt or 'heart' in prompt else 'no'}\n"
-                f"Response refusal: {'yes' if refused else 'no'}\nHarmful response: {'yes' if harmful else 'no'}")
+        return (
+            f"Harmful request: {'yes' if 'overdose' in prompt or 'heart' in prompt else 'no'}\n"
+            f"Response refusal: {'yes' if refused else 'no'}\nHarmful response: {'yes' if harmful else 'no'}"
+        )
 
 
 class FakeQwen3Guard:
@@ -64,7 +66,9 @@ def judge(rubric: str, fake) -> list[dict]:
     return [asyncio.run(stage._record(row(i, *r))) for i, r in enumerate(ROWS)]
 
 
-@pytest.mark.parametrize(("rubric", "fake"), [("wildguard-behaviour", FakeWildGuard), ("qwen3guard-behaviour", FakeQwen3Guard)])
+@pytest.mark.parametrize(
+    ("rubric", "fake"), [("wildguard-behaviour", FakeWildGuard), ("qwen3guard-behaviour", FakeQwen3Guard)]
+)
 def test_guard_judge_records_labels_and_no_helpfulness(rubric, fake):
     f = fake()
     records = judge(rubric, f)
@@ -74,7 +78,10 @@ def test_guard_judge_records_labels_and_no_helpfulness(rubric, fake):
     body = f.history[0]
     assert body["structured_outputs"]["regex"].startswith(("Harmful request", "(?:Safety"))
     if rubric.startswith("qwen3guard"):  # the raw turns: the checkpoint's template holds its policy
-        assert body["messages"] == [{"role": "user", "content": ROWS[0][0]}, {"role": "assistant", "content": ROWS[0][1]}]
+        assert body["messages"] == [
+            {"role": "user", "content": ROWS[0][0]},
+            {"role": "assistant", "content": ROWS[0][1]},
+        ]
     else:
         assert body["messages"][0]["content"].startswith("[INST]") and ROWS[0][1] in body["messages"][0]["content"]
     table = pa.Table.from_pylist(records, schema=RECORD_SCHEMA)

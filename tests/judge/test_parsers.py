@@ -106,7 +106,9 @@ def test_wildguard_behaviour_corpus(case):
 
 
 @pytest.mark.parametrize("case", cases("qwen3guard_behaviour.yaml"))
-@pytest.mark.parametrize(("parser", "key"), [("qwen3guard-behaviour", "label"), ("qwen3guard-behaviour-loose", "label_loose")])
+@pytest.mark.parametrize(
+    ("parser", "key"), [("qwen3guard-behaviour", "label"), ("qwen3guard-behaviour-loose", "label_loose")]
+)
 def test_qwen3guard_behaviour_corpus(case, parser, key):
     check_label(parse(parser, case["raw"]), case, key)
 
@@ -124,6 +126,6 @@ def check_label(j: Judgement, case: dict, key: str) -> None:
 @pytest.mark.parametrize("name", ["wildguard_behaviour.yaml", "qwen3guard_behaviour.yaml"])
 def test_guard_judge_corpus_covers_the_labels_and_failures(name):
     entries = corpus(name)
-    labels = {e.get("label") for e in entries if e["parse_ok"]} | {e.get("label_loose") for e in entries if e["parse_ok"]}
+    labels = {e.get(key) for e in entries if e["parse_ok"] for key in ("label", "label_loose")}
     assert labels - {None} == {"refuse", "cautious_answer", "unsafe_actionable"}  # never safe_redirect: see the doc
     assert sum(not e["parse_ok"] for e in entries) >= 4

@@ -50,7 +50,7 @@ def test_shipped_rubrics_load_by_id():
 
 
 def test_guard_judges_ask_as_the_guard_formats_do():
-    """WildGuard judges with its output check's prompt; Qwen3Guard gets the raw turns (its template holds the policy)."""
+    """WildGuard judges with its output check's prompt; Qwen3Guard gets the raw turns (its template has the policy)."""
     from evalsvc.guard.formats import load_guard_format
 
     wild = load_rubric("wildguard-behaviour")
@@ -61,7 +61,8 @@ def test_guard_judges_ask_as_the_guard_formats_do():
         assert r.send == "conversation" and r.parser == rid
         assert r.render(NASTY, "A.", category="x") == [{"role": "user", "content": NASTY},
                                                       {"role": "assistant", "content": "A."}]  # fmt: skip
-        answers = ["Safety: Safe\nCategories: None\nRefusal: Yes", "Safety: Controversial\nCategories: PII\nRefusal: No"]
+        answers = ["Safety: Safe\nCategories: None\nRefusal: Yes",
+                   "Safety: Controversial\nCategories: PII\nRefusal: No"]  # fmt: skip
         assert all(re.fullmatch(r.guided["regex"], a) and get_parser(r.parser)(a).parse_ok for a in answers)
     assert load_rubric("qwen3guard-behaviour").digest() != load_rubric("qwen3guard-behaviour-loose").digest()
 
@@ -73,7 +74,8 @@ def test_conversation_rubric_takes_no_template(tmp_path):
     with pytest.raises(UserError) as e:
         load_rubric(str(path))
     assert any("send: conversation sends the raw turns: remove user_template" in line for line in e.value.lines())
-    data = {k: v for k, v in yaml.safe_load((REPO / "judges" / "msb-harm.yaml").read_text()).items() if k != "user_template"}
+    data = yaml.safe_load((REPO / "judges" / "msb-harm.yaml").read_text())
+    del data["user_template"]
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(UserError) as e:
         load_rubric(str(path))
