@@ -76,7 +76,7 @@ class Guarding:
             raw[check] = o.raw
             for key, value in (("categories", ",".join(o.categories)), ("errors", o.error), ("labels", o.labels),
                                ("p_yes", o.p_yes)):  # fmt: skip
-                if value:
+                if value or (key == "p_yes" and value is not None):  # a P(Yes) of 0 is a reading too
                     why.setdefault(key, {})[check] = value
             if blocks(o.decision, arm.on_error):
                 replaced = True

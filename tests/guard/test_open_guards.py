@@ -238,7 +238,7 @@ def test_shieldgemma_asks_each_policy_once_and_blocks_on_any():
 
 
 @pytest.mark.parametrize(
-    ("p", "threshold", "decision"), [(0.7, 0.5, "block"), (0.7, 0.8, "pass"), (0.3, 0.25, "block")]
+    ("p", "threshold", "decision"), [(0.7, 0.5, "block"), (0.7, 0.8, "pass"), (0.3, 0.25, "block"), (1e-9, 0.5, "pass")]
 )
 def test_shieldgemma_threshold_decides_by_p_yes(p, threshold, decision):
     fake = FakeShieldGemma(p_yes={"medical_harm": p})
