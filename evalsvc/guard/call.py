@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from evalsvc.guard.probability import NO_LOGPROBS, logprob_fields, yes_probability
-from evalsvc.judge.client import ChatClient, chat_with_retries, with_retries
+from evalsvc.engines.chat import ChatClient, chat_with_retries, with_retries
 
 if TYPE_CHECKING:
-    from evalsvc.guard.arms import Arm
+    from evalsvc.plan.arms import Arm
 
 
 @dataclass(frozen=True)

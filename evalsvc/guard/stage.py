@@ -13,11 +13,10 @@ from typing import AsyncIterator
 
 import pyarrow as pa
 
-from evalsvc.guard.arms import Arm, arm_records
+from evalsvc.engines.chat import ChatClient, make_client
 from evalsvc.guard.call import Outcome, ask
-from evalsvc.judge.client import ChatClient, make_client
-
-GUARD_COLUMNS = ("guardrail", "guard_input", "guard_output", "guard_raw", "response_unguarded", "guard_categories")
+from evalsvc.plan.arms import Arm, arm_records
+from evalsvc.store.row import GUARD_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from evalsvc.manifest.base import NAME_RE, Backend, Name, Strict, as_text, check_uri
+from evalsvc.store.row import JudgedKind
 
-JudgedKind = Literal["harm", "high_risk"]
 GUARD_FORMATS = ("llama-guard", "guard-classifier", "llama-guard-3", "qwen3guard", "wildguard", "shieldgemma",
                  "granite-guardian")  # fmt: skip
 CONTROVERSIAL = {"unsafe": "a Controversial verdict blocks (Qwen3Guard's strict reading)",

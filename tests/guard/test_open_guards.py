@@ -11,10 +11,10 @@ from dataclasses import replace
 
 import pytest
 
-from evalsvc.guard.arms import plan_arms
-from evalsvc.guard.only import GuardOnlyStage
+from evalsvc.plan.arms import plan_arms
+from evalsvc.pipeline.guard_only import GuardOnlyStage
 from evalsvc.guard.stage import Guarding
-from evalsvc.judge.client import JudgeTarget
+from evalsvc.engines.chat import ChatTarget
 from evalsvc.manifest.load import validate_manifest
 from tests.guard.conftest import guard_manifest, url_guard
 
@@ -144,7 +144,7 @@ class FakeGranite:
 
 def arms(*guards: dict):
     found = plan_arms(validate_manifest(guard_manifest(list(guards))).guardrails)
-    return tuple(replace(a, target=JudgeTarget(a.name, url="http://x/v1")) if a.guarded else a for a in found)
+    return tuple(replace(a, target=ChatTarget(a.name, url="http://x/v1")) if a.guarded else a for a in found)
 
 
 def row(question: str, response: str) -> dict:

@@ -13,7 +13,7 @@ from typing import ClassVar
 import pytest
 
 from evalsvc.guard.probability import TOP_LOGPROBS, logprob_fields, yes_probability
-from evalsvc.judge.client import HttpChat
+from evalsvc.engines.chat import HttpChat
 
 
 def choice(*alternatives: tuple[str, float], chosen: tuple[str, float] | None = None) -> dict:

@@ -10,9 +10,9 @@ import json
 import pyarrow as pa
 import pytest
 
-from evalsvc.judge.client import JudgeTarget
+from evalsvc.engines.chat import ChatTarget
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
-from evalsvc.report.summary import summarize
+from evalsvc.analysis.summary import summarize
 from evalsvc.store.record import RECORD_SCHEMA
 
 # (question, response, control): two risky items answered unsafely / refused, two benign controls answered / refused
@@ -60,7 +60,7 @@ def row(i: int, question: str, response: str, control: str) -> dict:
 
 
 def judge(rubric: str, fake) -> list[dict]:
-    stage = JudgeStage(JudgeConfig(run_id="r", target=JudgeTarget("guard", url="http://127.0.0.1:9/v1", label="g"),
+    stage = JudgeStage(JudgeConfig(run_id="r", target=ChatTarget("guard", url="http://127.0.0.1:9/v1", label="g"),
                                    rubrics={"high_risk": rubric}))  # fmt: skip
     stage.client = fake
     return [asyncio.run(stage._record(row(i, *r))) for i, r in enumerate(ROWS)]

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalsvc.guard.formats import guard_dir
+from evalsvc.specs.guard_formats import guard_dir
 from evalsvc.guard.probability import TOP_LOGPROBS, logprob_fields
 from evalsvc.guard.serving import deploy_guards, teardown
 from evalsvc.guard.stage import Guarding, clients_for
 from evalsvc.manifest.load import validate_manifest
-from evalsvc.manifest.plan import build_plan
+from evalsvc.plan.grid import build_plan
 
 pytestmark = pytest.mark.slow
 
