@@ -29,8 +29,8 @@ def guard(
     Examples: evalsvc guard manifests/guardrails.yaml ; evalsvc guard grid.yaml --output s3://bucket/evals --json
     """
     from evalsvc.cli.run import restore_stdout, stdout_to_stderr
-    from evalsvc.pipeline.guard_only import GuardOnlyOptions, execute_guard_only
     from evalsvc.manifest.load import load_manifest
+    from evalsvc.pipeline.guard_only import GuardOnlyOptions, execute_guard_only
 
     m = load_manifest(manifest)
     console = Console(stderr=as_json, highlight=False)

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from evalsvc.guard.probability import NO_LOGPROBS, logprob_fields, yes_probability
 from evalsvc.engines.chat import ChatClient, chat_with_retries, with_retries
+from evalsvc.guard.probability import NO_LOGPROBS, logprob_fields, yes_probability
 
 if TYPE_CHECKING:
     from evalsvc.plan.arms import Arm

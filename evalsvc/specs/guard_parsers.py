@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from evalsvc.specs.guard_labels import read_qwen3guard, read_wildguard
 from evalsvc.registry import Registry
+from evalsvc.specs.guard_labels import read_qwen3guard, read_wildguard
 
 
 @dataclass(frozen=True)

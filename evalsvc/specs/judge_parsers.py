@@ -156,4 +156,4 @@ def parse_high_risk(raw: str) -> Judgement:
 
 
 # The parsers of guard models used as judges register themselves from their own module.
-from evalsvc.specs import guard_labels as _guard_labels  # noqa: F401
+from evalsvc.specs import guard_labels as _guard_labels  # noqa: E402,F401

@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import pytest
 
-from evalsvc.plan.arms import plan_arms
-from evalsvc.pipeline.guard_only import GuardOnlyStage
-from evalsvc.guard.stage import Guarding
 from evalsvc.engines.chat import ChatTarget
+from evalsvc.guard.stage import Guarding
 from evalsvc.manifest.load import validate_manifest
+from evalsvc.pipeline.guard_only import GuardOnlyStage
+from evalsvc.plan.arms import plan_arms
 from tests.guard.conftest import guard_manifest, url_guard
 
 REFUSAL = "Blocked by the guard."

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from evalsvc.errors import UserError
-from evalsvc.plan.arms import GuardOptions, arm_key, guard_fingerprint, plan_arms
-from evalsvc.specs.guard_formats import load_guard_format
 from evalsvc.manifest.load import validate_manifest
+from evalsvc.plan.arms import GuardOptions, arm_key, guard_fingerprint, plan_arms
 from evalsvc.plan.grid import build_plan
+from evalsvc.specs.guard_formats import load_guard_format
 from tests.guard.conftest import guard_manifest, url_guard
 
 SHIELD_POLICIES = ("dangerous_content", "harassment", "hate_speech", "sexually_explicit", "medical_harm")

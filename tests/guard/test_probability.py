@@ -12,8 +12,8 @@ from typing import ClassVar
 
 import pytest
 
-from evalsvc.guard.probability import TOP_LOGPROBS, logprob_fields, yes_probability
 from evalsvc.engines.chat import HttpChat
+from evalsvc.guard.probability import TOP_LOGPROBS, logprob_fields, yes_probability
 
 
 def choice(*alternatives: tuple[str, float], chosen: tuple[str, float] | None = None) -> dict:

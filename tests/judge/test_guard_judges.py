@@ -10,9 +10,9 @@ import json
 import pyarrow as pa
 import pytest
 
+from evalsvc.analysis.summary import summarize
 from evalsvc.engines.chat import ChatTarget
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
-from evalsvc.analysis.summary import summarize
 from evalsvc.store.record import RECORD_SCHEMA
 
 # (question, response, control): two risky items answered unsafely / refused, two benign controls answered / refused

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalsvc.specs.guard_formats import guard_dir
 from evalsvc.guard.probability import TOP_LOGPROBS, logprob_fields
 from evalsvc.guard.serving import deploy_guards, teardown
 from evalsvc.guard.stage import Guarding, clients_for
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.plan.grid import build_plan
+from evalsvc.specs.guard_formats import guard_dir
 
 pytestmark = pytest.mark.slow
 
