@@ -22,16 +22,12 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from evalsvc.analysis.guardrails import (
-    GUARD_METRICS,
-    guard_metrics_of,
-    kind_guard_metrics,
-)
+from evalsvc.analysis.guardrails import GUARD_METRICS, guard_metrics_of, kind_guard_metrics
 from evalsvc.analysis.metrics import COUNT_METRICS, METRICS, metrics_of
 from evalsvc.errors import EvalsvcError, UserError
+from evalsvc.store.row import KINDS
 
 GATE_EXIT_CODE = 3  # distinct from 1 (system failure) and 2 (user mistake)
-KINDS = ("harm", "mcq", "high_risk")
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
 _TOKEN = re.compile(r"\s*([<>=!]+|[^\s<>=!]+)")  # a run of operator characters, or a run of anything else
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.[A-Za-z0-9_]+$")
@@ -119,7 +115,7 @@ def check_gate(gate: Gate, summary: pa.Table, expr: str = "", health: list[dict]
     _validate([[c for c in conj if c.target != HEALTH] for conj in gate], rows, expr)
     judged = {c: _health_hits(c, health) for conj in gate for c in conj if c.target == HEALTH}
     failures: list[str] = []
-    arm = lambda r: r.get("guardrail") or ""
+    arm = lambda r: r.get("guardrail") or ""  # noqa: E731 - '' sorts the unguarded rows first
     for model, guard, strategy in sorted({(r["model"], arm(r), r["strategy"]) for r in rows}):
         mine = [r for r in rows if (r["model"], arm(r), r["strategy"]) == (model, guard, strategy)]
         who = f"{model} [{guard}]" if guard else model

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalsvc.errors import MissingExtra, UserError
+from evalsvc.store.row import PLAN_COLUMNS
 
 # vLLM's CPU backend settings measured on these machines (DESIGN.md); GPUs need none of them.
 CPU_ENV = {
@@ -188,7 +189,7 @@ def to_cpu_engine_row(row: dict) -> dict:
 
 def from_engine_row(row: dict) -> dict:
     """Engine output → the candidate half of a record; a failed row keeps its error and no response."""
-    out = {k: row.get(k) for k in CARRIED}
+    out = {k: row.get(k) for k in PLAN_COLUMNS}
     err = row.get(ENGINE_ERROR) or None
     out["error"] = f"generation: {str(err)[:2000]}" if err else None
     out["response"] = None if err else (row.get("generated_text") or "")
@@ -228,10 +229,3 @@ def _failed_prompt_tokens(row: dict, err: str) -> int | None:
 
 _PROMPT_LENGTH = re.compile(r"prompt contains (?:at least )?(\d+)|prompt \(length (\d+)\)")
 ENGINE_ERROR = "__inference_error__"  # ray.data.llm's per-row error column (should_continue_on_error=True)
-# Pipeline columns that pass through the engine unchanged (see evalsvc.plan.grid rows).
-CARRIED = (
-    "record_key", "cell_id", "candidate", "model_source", "benchmark", "benchmark_kind", "benchmark_version",
-    "split", "item_id", "sample_index", "strategy", "answer", "option_letters", "options_json", "question", "reference",
-    "messages_json", "sampling", "principle", "source", "aspect", "category", "expected_behavior",
-    "question_type", "control", "lora",
-)  # fmt: skip

@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalsvc.benchmarks.item import CATEGORY_FIELDS
 from evalsvc.errors import EvalsvcError
+from evalsvc.store.row import GENERATION_COLUMNS, PLAN_COLUMNS
 
 PROBE_SET_VERSION = "1"
 SAFE_LABELS = ("refuse", "safe_redirect", "cautious_answer")
@@ -183,8 +183,10 @@ def _jsonl(path: Path) -> list[dict]:
 def probe_rows(probes: list[Probe], run_id: str) -> list[dict]:
     """Probes shaped like generated pipeline rows, so the judge stage scores them exactly as it scores the grid."""
     rows = []
+    blank = dict.fromkeys((*PLAN_COLUMNS, *GENERATION_COLUMNS))  # the judge stage checks it gets a whole row
     for p in probes:
         row = {
+            **blank,
             "run_id": run_id, "record_key": f"probe/{p.probe_id}", "cell_id": "probes", "candidate": "(probe)",
             "model_source": None, "benchmark": f"probes-{p.kind}", "benchmark_kind": p.kind,
             "benchmark_version": f"evalsvc-probes@{PROBE_SET_VERSION}", "split": "probe", "item_id": p.probe_id,
@@ -192,7 +194,6 @@ def probe_rows(probes: list[Probe], run_id: str) -> list[dict]:
             "messages_json": json.dumps([{"role": "user", "content": p.question}], ensure_ascii=False),
         }  # fmt: skip
         # every row has every field (a table takes its columns from the first row), None where a probe has none
-        row.update({k: None for k in (*CATEGORY_FIELDS, "reference")})
         row.update({k: (str(v) if v is not None else None) for k, v in p.fields.items()})
         rows.append(row)
     return rows

@@ -20,11 +20,9 @@ from evalsvc.judge.mcq import extract_answer
 from evalsvc.specs.judge_parsers import parse
 from evalsvc.specs.rubric import Rubric, load_rubric
 from evalsvc.store.record import RECORD_SCHEMA
+from evalsvc.store.row import JUDGE, JUDGE_COLUMNS, check_stage
 
 
-REUSED_JUDGE_COLUMNS = (
-    "judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok", "judge_votes",
-)  # fmt: skip
 RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "control")
 
 
@@ -56,6 +54,7 @@ class JudgeStage:
         self.progress = _progress_handle(config.progress_actor)
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
+        check_stage(JUDGE, batch.column_names)
         rows = batch.to_pylist()
         records = await asyncio.gather(*(self._record(r) for r in rows))
         if self.progress is not None:
@@ -79,7 +78,7 @@ class JudgeStage:
             rec.update(label=letter, parse_ok=ok, score=None if not ok else float(letter == row["answer"]))
             return rec
         if row.get("reused_judgement"):  # an earlier run's judgement by the same judge and rubric version
-            rec.update({k: row[f"cached_{k}"] for k in REUSED_JUDGE_COLUMNS})
+            rec.update({k: row[f"cached_{k}"] for k in JUDGE_COLUMNS})
             return rec
         rubric = self.rubrics[kind]
         rec.update(judge_model=self.cfg.target.label, rubric_id=rubric.id, rubric_version=rubric.version)

@@ -98,7 +98,7 @@ def format_errors(e: ValidationError) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-def _other_strategy_form(err: dict) -> bool:
+def _other_strategy_form(err: Any) -> bool:
     # A strategy is a name (str) or a mapping (CustomStrategy): pydantic reports both union branches; keep the one
     # matching what the user wrote (a mapping's errors come from CustomStrategy, anything else's from str).
     if "str" in err["loc"]:

@@ -45,10 +45,6 @@ def record_key(model_fp: str, messages: list[dict], sampling: dict, sample_index
                    "item": [benchmark, item_id]})  # fmt: skip
 
 
-def judgement_key(record_key_: str, judge_fp: str, rubric_id: str, rubric_version: str) -> str:
-    return digest({"r": record_key_, "j": judge_fp, "rubric": [rubric_id, rubric_version]})
-
-
 def cell_id(model: str, benchmark: str, strategy: str, guardrail: str | None = None) -> str:
     parts = [model, benchmark, strategy] + ([guardrail] if guardrail is not None else [])
     return "c" + digest(parts, 11)

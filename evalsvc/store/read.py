@@ -196,8 +196,8 @@ def _stream_rows(fs: pafs.FileSystem, fragments: list, keys: set[tuple], partiti
     return found
 
 
-_PICK_COLUMNS = ("item_id", "sample_index", "benchmark_kind", "score", "label", "parse_ok", "error", "guardrail")
-_PICK_COLUMNS += ("guard_input", "guard_output")
+_PICK_COLUMNS = ("item_id", "sample_index", "benchmark_kind", "score", "label", "parse_ok", "error", "guardrail",
+                 "guard_input", "guard_output")  # fmt: skip
 
 
 def _cell_rows(small: pa.Table, cell: Cell) -> pa.Table:

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import json
 
-from evalsvc.engines.vllm import (
-    CARRIED,
-    from_engine_row,
-    settle_engine_row,
-    to_cpu_engine_row,
-    to_engine_row,
-)
+from evalsvc.engines.vllm import from_engine_row, settle_engine_row, to_cpu_engine_row, to_engine_row
+from evalsvc.store.row import PLAN_COLUMNS
 
 
 def _row(temperature: float, lora: str | None = None) -> dict:
-    row = {k: None for k in CARRIED}
+    row = {k: None for k in PLAN_COLUMNS}
     row.update(messages_json=json.dumps([{"role": "user", "content": "hi {x}"}]), lora=lora,
                sampling=json.dumps({"temperature": temperature, "top_p": 1.0, "max_tokens": 8, "seed": 3}))
     return row
@@ -52,7 +47,7 @@ def test_a_row_the_engine_failed_reaches_the_record_with_its_reason():
                 "num_input_tokens": 0, "generated_text": None, "time_taken_llm": -1, "request_id": -1,
                 "__inference_error__": TOO_LONG}  # fmt: skip
     rec = settle_engine_row(internal)
-    assert set(rec) == {*CARRIED, "error", "response", "prompt_tokens", "completion_tokens", "latency_s",
+    assert set(rec) == {*PLAN_COLUMNS, "error", "response", "prompt_tokens", "completion_tokens", "latency_s",
                         "finish_reason"}  # fmt: skip
     assert rec["response"] is None and rec["finish_reason"] == "error"
     assert rec["error"] == f"generation: {TOO_LONG}" and "1283" in rec["error"] and "1024" in rec["error"]

@@ -94,6 +94,14 @@ def test_rows_count_equals_totals_and_keys_are_unique(plan):
     assert len(set(keys)) == len(keys)
 
 
+def test_rows_have_exactly_the_declared_plan_columns(plan):
+    from evalsvc.store.row import PLAN_COLUMNS
+
+    for m in plan.models:
+        for row in plan.rows(m.name):
+            assert tuple(row) == PLAN_COLUMNS
+
+
 def test_rows_carry_cell_sampling_and_item_fields(plan):
     rows = list(plan.rows("other"))
     cells = {c.cell_id: c for c in plan.cells}

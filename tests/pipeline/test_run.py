@@ -155,8 +155,7 @@ def test_judge_rescore_rejudges_stored_generations_without_generating(grid_run, 
     import sys
 
     rubric = shared_dir / "data" / "medsafetybench" / "RUBRIC.txt"
-    if not rubric.is_file():
-        pytest.skip(f"{rubric} is absent")
+    assert rubric.is_file(), f"{rubric} is absent (the shared/ folder beside the repository)"
     cmd = [sys.executable, "-m", "evalsvc.cli.main", "judge", "rescore", layout.uri, "--rubric", f"harm={rubric}", "--json"]
     # a separate process with its own local Ray, as a user would run it
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, **s3.env()})

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from evalsvc.plan.keys import OUTPUT_ENGINE_ARGS, cell_id, digest, judgement_key, model_fingerprint, record_key
+from evalsvc.plan.keys import OUTPUT_ENGINE_ARGS, cell_id, digest, model_fingerprint, record_key
 
 MESSAGES = [{"role": "system", "content": "Be safe."}, {"role": "user", "content": "How do I dose insulin?"}]
 SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 256, "seed": 0}
@@ -110,19 +110,6 @@ def test_record_key_keeps_items_with_the_same_prompt_apart():
     assert record_key(fp(), MESSAGES, SAMPLING, 0, ("msb-copy", ITEM[1])) != base
     # structural, not concatenated: ("a/b", "c") and ("a", "b/c") differ
     assert record_key(fp(), MESSAGES, SAMPLING, 0, ("a/b", "c")) != record_key(fp(), MESSAGES, SAMPLING, 0, ("a", "b/c"))
-
-
-def test_judgement_key_depends_on_record_judge_and_rubric_version():
-    rk = record_key(fp(), MESSAGES, SAMPLING, 0, ITEM)
-    base = judgement_key(rk, "judge-fp", "msb-harm", "1")
-    assert base == judgement_key(rk, "judge-fp", "msb-harm", "1")
-    others = {
-        judgement_key(record_key(fp(), MESSAGES, SAMPLING, 1, ITEM), "judge-fp", "msb-harm", "1"),
-        judgement_key(rk, "other-judge", "msb-harm", "1"),
-        judgement_key(rk, "judge-fp", "high-risk-behaviour", "1"),
-        judgement_key(rk, "judge-fp", "msb-harm", "2"),
-    }
-    assert base not in others and len(others) == 4
 
 
 def test_cell_id_is_short_stable_and_order_sensitive():

@@ -16,7 +16,6 @@ from evalsvc.render.html import build_report
 from fixtures.synthetic import SyntheticRun, cell_table, text_pool
 from evalsvc.store.record import FILE_COLUMNS
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SECTION_IDS = (
     "overview",
     "categories",
@@ -146,9 +145,7 @@ def test_report_renders_in_headless_chromium_without_errors(which, request, tmp_
     assert ('id="guardrails"' in dom.stdout) is guarded
     assert ('id="guard-table-0"' in dom.stdout) is guarded
     assert sum(k.startswith("plot-guard") for k in _figures(report_html)) == (2 if guarded else 0)
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / ("report-guardrails.png" if guarded else "report.png")
-    shot.unlink(missing_ok=True)
+    shot = tmp_path / ("report-guardrails.png" if guarded else "report.png")
     subprocess.run(
         [*flags, "--window-size=1400,2600", f"--screenshot={shot}", page.as_uri()],
         capture_output=True,
