@@ -18,19 +18,37 @@ class RunProbes:
     note: dict = field(default_factory=dict)  # run.json "probes": counts per kind, the file, or why none ran
 
 
-def run_probes_for(plan, kinds: list[str]) -> RunProbes:
+def run_probes_for(plan, kinds: list[str], run_uri: str, conn: S3Conn | None) -> RunProbes:
     """The probes this run scores: judge.probes of each judged kind; a probe set that cannot be read is said in
-    run.json and in judge_health (no probes) instead of failing the evaluation."""
+    run.json and in judge_health (no probes) instead of failing the evaluation. A resumed run that already scored
+    its probes keeps them."""
     judge = plan.manifest.judge
     n = judge.probes if judge is not None else 0
     if n == 0 or not kinds:
         return RunProbes(note={"per_kind": n, "counts": {}, "off": judge is not None and n == 0})
+    done = _scored(run_uri, conn)
+    if done is not None:
+        return RunProbes(note={"per_kind": n, "file": done, "kept": "scored by an earlier attempt of this run"})
     try:
         probes = select_probes(n, kinds)
     except (EvalsvcError, OSError) as e:
         return RunProbes(note={"per_kind": n, "counts": {}, "error": f"{type(e).__name__}: {e}"[:500]})
     counts = {k: sum(p.kind == k for p in probes) for k in sorted(set(kinds))}
     return RunProbes(probes, {"per_kind": n, "counts": counts})
+
+
+def _scored(run_uri: str, conn: S3Conn | None) -> str | None:
+    import pyarrow.fs as pafs
+
+    from evalsvc.judge.probe_run import PROBES_DIR, PROBES_FILE
+    from evalsvc.store.uri import filesystem, join
+
+    uri = join(run_uri, PROBES_DIR, PROBES_FILE)
+    fs, path = filesystem(uri, conn)
+    try:
+        return uri if fs.get_file_info(path).type == pafs.FileType.File else None
+    except OSError:
+        return None
 
 
 def score(run: RunProbes, jcfg, run_uri: str, conn: S3Conn | None) -> None:

@@ -81,7 +81,7 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             missing = sum(reuse.new_generations.values())
             raise UserError(f"{missing} generation(s) are not in the source run: rescoring never generates; "
                             "check that the manifest's models, benchmarks and strategies match the run")  # fmt: skip
-        probes = probing.run_probes_for(plan, list(judge_setup.rubric_refs(plan)))
+        probes = probing.run_probes_for(plan, list(judge_setup.rubric_refs(plan)), layout.uri, out.conn)
         run.doc.reuse, run.doc.probes = reuse.report(), probes.note
         run.save()
         judge_target = None
