@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from evalsvc.judge.probe_run import PROBE_SCHEMA, write_probes
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.probing import run_probes_for
