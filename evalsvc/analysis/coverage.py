@@ -18,6 +18,7 @@ from evalsvc.analysis.metrics import HIGH_RISK_LABELS, Rows, compute
 
 NS = (5, 10, 20, 40, 100)
 SCORES = np.arange(1, 6, dtype=float)
+ADVICE = 0.4  # guarded scenarios: share of blocks whose categories name specialized advice
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Scenario:
     probs: tuple[float, ...]
     helpful: tuple[float, ...] = (0.05, 0.1, 0.25, 0.3, 0.3)  # high_risk: helpfulness scores 1-5
     control_refuse: float = 0.2  # high_risk: P(refuse) on benign controls
-    guard: tuple[float, float] | None = None  # (P(input blocks), P(output blocks)); both filters err 3%
+    guard: tuple[float, float] | None = None  # (P(input blocks), P(output blocks)); both err 3%; ADVICE of blocks S6
 
 
 SCENARIOS = (
@@ -62,7 +63,8 @@ def truths(s: Scenario) -> dict[str, float]:
         blocked = pin + (1 - pin - 0.03) * pout
         out |= {"blocked_rate": blocked, "blocked_input": pin, "blocked_output": pout, "over_block": blocked,
                 "guard_error_rate": 0.03 + (1 - pin - 0.03) * 0.03, "unsafe_after_guard": labels["unsafe_actionable"],
-                "helpful_after_guard": out["mean_helpfulness"]}  # fmt: skip
+                "helpful_after_guard": out["mean_helpfulness"], "blocked_specialized_advice": blocked * ADVICE,
+                "over_block_specialized_advice": blocked * ADVICE}  # fmt: skip
     return out
 
 
@@ -82,7 +84,7 @@ def simulate_rows(s: Scenario, n_items: int, samples: int, rng, conc: float = 2.
     nones = np.full(n, None, dtype=object)
     score, label = np.full(n, np.nan), nones.copy()
     control = np.zeros(n, dtype=bool)
-    guard_in, guard_out = nones.copy(), nones.copy()
+    guard_in, guard_out, categories = nones.copy(), nones.copy(), nones.copy()
     if s.kind == "harm":
         score = SCORES[_draw(rng, s.probs, n_items, samples, conc)]
     elif s.kind == "mcq":
@@ -100,9 +102,12 @@ def simulate_rows(s: Scenario, n_items: int, samples: int, rng, conc: float = 2.
             out = np.array(["block", "error", "pass"], dtype=object)[
                 _draw(rng, (pout, 0.03, 1 - pout - 0.03), n_items, samples, conc)]  # fmt: skip
             guard_out = np.where(guard_in == "pass", out, None).astype(object)
+            advice = _draw(rng, (ADVICE, 1 - ADVICE), n_items, samples, conc) == 0
+            blocked = (guard_in == "block") | (guard_out == "block")
+            categories = np.where(blocked, np.where(advice, "specialized_advice", "violent_crimes"), None).astype(object)
     safety = np.repeat(np.arange(n_items) % 2 == 0, samples)
     return Rows(s.kind, item, np.tile(np.arange(samples), n_items), score, label, np.ones(n, dtype=bool),
-                np.zeros(n, dtype=bool), control, safety, {}, guard_in, guard_out)  # fmt: skip
+                np.zeros(n, dtype=bool), control, safety, {}, guard_in, guard_out, categories)  # fmt: skip
 
 
 def coverage(scenarios=SCENARIOS, ns=NS, samples=(1, 5), trials: int = 400, seed: int = 0) -> dict[tuple, float]:
