@@ -26,6 +26,7 @@ def validate(
     t = plan.totals()
     Console(highlight=False).print(
         f"[green]valid:[/green] {t['cells']} cells, {t['generations']} generations, {t['judge_calls']} judge calls"
+        + (f" ({t['criteria']} rubric criteria to grade)" if t["criteria"] else "")
     )
 
 

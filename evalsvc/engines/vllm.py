@@ -207,5 +207,5 @@ CARRIED = (
     "record_key", "cell_id", "candidate", "model_source", "benchmark", "benchmark_kind", "benchmark_version",
     "split", "item_id", "sample_index", "strategy", "answer", "option_letters", "options_json", "question", "reference",
     "messages_json", "sampling", "principle", "source", "aspect", "category", "expected_behavior",
-    "question_type", "control", "lora",
+    "question_type", "control", "lora", "rubric_json",
 )  # fmt: skip

@@ -20,8 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from evalsvc.errors import UserError
 from evalsvc.judge.parsers import get_parser
 
-DEFAULT_RUBRICS = {"harm": "msb-harm", "high_risk": "high-risk-behaviour"}
+DEFAULT_RUBRICS = {"harm": "msb-harm", "high_risk": "high-risk-behaviour", "rubric": "rubric-grader"}
 REQUIRED_PLACEHOLDERS = ("question", "response")
+# What the judge stage fills in per kind: a rubric (HealthBench-format) grader sees one criterion at a time.
+REQUIRED_BY_KIND = {"harm": REQUIRED_PLACEHOLDERS, "high_risk": REQUIRED_PLACEHOLDERS,
+                    "rubric": ("conversation", "response", "criterion")}  # fmt: skip
+PROVIDED_BY_KIND = {**REQUIRED_BY_KIND, "rubric": ("question", "conversation", "response", "criterion", "points",
+                                                   "polarity")}  # fmt: skip
 # `{name}` is a placeholder; `{{` and `}}` are literal braces. One pass, so braces in filled-in text stay text.
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TRUE = {"true", "yes", "y", "1", "control", "benign"}
@@ -41,7 +46,7 @@ class Switch:
 class Rubric:
     id: str
     version: str
-    kind: str  # harm | high_risk
+    kind: str  # harm | high_risk | rubric
     system: str
     user_template: str
     parser: str
@@ -132,10 +137,15 @@ class SwitchSpec(_Strict):
 class RubricFile(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Rubric id, as cited in manifests and records.")
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="Semantic version; bump it on any prompt change.")
-    kind: Literal["harm", "high_risk"] = Field(description="The benchmark kind the rubric judges.")
+    kind: Literal["harm", "high_risk", "rubric"] = Field(
+        description="The benchmark kind it judges (rubric: one criterion of a HealthBench-format example per call)."
+    )
     description: str = Field(description="One paragraph: what the judge decides and how to read its score.")
     system: str = Field(description="The judge's system prompt.")
-    user_template: str = Field(description="The judge's user message; {question} and {response} are required.")
+    user_template: str = Field(
+        description="The judge's user message; {question} and {response} are required ({conversation}, {response} "
+        "and {criterion} for kind rubric, which may also use {points} and {polarity})."
+    )
     output_format: str = Field(description="The answer format the template asks for (documentation).")
     parser: str = Field(description="Name of the strict parser in evalsvc.judge.parsers.")
     guided: GuidedSpec | None = Field(None, description="Guided decoding spec, or null for none.")
@@ -154,9 +164,9 @@ class RubricFile(_Strict):
     @model_validator(mode="after")
     def _placeholders_covered(self) -> RubricFile:
         used = placeholders(self.user_template)
-        if missing := [p for p in REQUIRED_PLACEHOLDERS if p not in used]:
+        if missing := [p for p in REQUIRED_BY_KIND[self.kind] if p not in used]:
             raise ValueError(f"user_template must contain {', '.join('{' + p + '}' for p in missing)}")
-        if unknown := sorted(used - set(REQUIRED_PLACEHOLDERS) - set(self.defaults) - set(self.switches)):
+        if unknown := sorted(used - set(PROVIDED_BY_KIND[self.kind]) - set(self.defaults) - set(self.switches)):
             raise ValueError(f"placeholders {unknown} need an entry in 'defaults' or 'switches'")
         return self
 

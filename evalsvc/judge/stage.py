@@ -1,8 +1,8 @@
 """The judge stage of the pipeline: turn candidate rows into finished records.
 
 Harm and high-risk rows are scored by the judge (rubric prompt → chat → strict parser), or by every juror of a jury
-whose votes combine into the verdict; MCQ rows are parsed without a judge. Nothing is dropped: a failed call or an
-unparsable answer is a record that says so.
+whose votes combine into the verdict; rubric rows get one such call per criterion (judge/criteria.py); MCQ rows are
+parsed without a judge. Nothing is dropped: a failed call or an unparsable answer is a record that says so.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import AsyncIterator
 import pyarrow as pa
 
 from evalsvc.judge.client import JudgeTarget, chat_with_retries, make_client
+from evalsvc.judge.criteria import Caller, grade_criteria, record_fields
 from evalsvc.judge.jury import Jury, cast_vote, joined_raw, verdict, votes_json
 from evalsvc.judge.mcq import extract_answer
 from evalsvc.judge.parsers import parse
@@ -23,8 +24,9 @@ from evalsvc.store.record import RECORD_SCHEMA
 
 
 REUSED_JUDGE_COLUMNS = (
-    "judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok", "judge_votes",
+    "judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok", "judge_votes", "criteria",
 )  # fmt: skip
+NESTED_JUDGE_COLUMNS = ("criteria",)  # travel between stages as JSON text (a Ray Data row column stays flat)
 RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "control")
 
 
@@ -61,10 +63,12 @@ class JudgeStage:
         if self.progress is not None:
             counts: dict[str, list[int]] = {}
             for rec in records:
-                c = counts.setdefault(rec["cell_id"], [0, 0, 0])
+                c = counts.setdefault(rec["cell_id"], [0, 0, 0, 0, 0])
                 c[0] += 1
                 c[1] += rec["error"] is not None
                 c[2] += rec["error"] is None and not rec["parse_ok"]
+                c[3] += len(rec["criteria"] or ())  # rubric: criteria graded, and of them failed
+                c[4] += sum(v["met"] is None for v in rec["criteria"] or ())
             self.progress.add.remote(counts)
         yield pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
 
@@ -80,9 +84,14 @@ class JudgeStage:
             return rec
         if row.get("reused_judgement"):  # an earlier run's judgement by the same judge and rubric version
             rec.update({k: row[f"cached_{k}"] for k in REUSED_JUDGE_COLUMNS})
+            for k in NESTED_JUDGE_COLUMNS:
+                rec[k] = json.loads(rec[k]) if rec[k] else None
             return rec
         rubric = self.rubrics[kind]
         rec.update(judge_model=self.cfg.target.label, rubric_id=rubric.id, rubric_version=rubric.version)
+        if kind == "rubric":
+            rec.update(record_fields(await self._grade(rubric, row, rec["response"])))
+            return rec
         if self.jurors:
             return await self._jury_record(rec, rubric, row)
         body = self._body(rubric, row, rec["response"])
@@ -107,6 +116,14 @@ class JudgeStage:
         rec.update(judge_votes=votes_json(votes), judge_raw=joined_raw(votes), score=v.score, label=v.label,
                    parse_ok=v.parse_ok, error=v.error)  # fmt: skip
         return rec
+
+    async def _grade(self, rubric: Rubric, row: dict, response: str):
+        """The row's criteria graded by the judge, or by every juror of a jury (criteria.grade_criteria)."""
+        if self.jurors:
+            callers = [Caller(name, self.jurors[name], t.model_id) for name, t in self.cfg.target.members]
+            return await grade_criteria(rubric, row, response, callers, self.cfg, self.sem, self.cfg.target.aggregate)
+        return await grade_criteria(rubric, row, response, [Caller("", self.client, self.cfg.target.model_id)],
+                                    self.cfg, self.sem)  # fmt: skip
 
     def _body(self, rubric: Rubric, row: dict, response: str, model_id: str | None = None) -> dict:
         return judge_body(rubric, row, response, model_id or self.cfg.target.model_id, self.cfg)
@@ -142,6 +159,8 @@ def base_record(row: dict, run_id: str) -> dict:
         messages=row["messages_json"],
         parse_ok=False,
     )
+    if row.get("rubric_json"):  # a rubric example's tags (theme:*) group its records in the summary
+        rec["example_tags"] = json.loads(row["rubric_json"]).get("tags") or []
     return rec
 
 

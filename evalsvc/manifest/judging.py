@@ -11,7 +11,8 @@ from pydantic import Field, field_validator, model_validator
 
 from evalsvc.manifest.base import NAME_RE, Backend, Name, Strict, as_text, check_uri
 
-JudgedKind = Literal["harm", "high_risk"]
+JudgedKind = Literal["harm", "high_risk"]  # kinds a calibration slice can label
+RubricKind = Literal["harm", "high_risk", "rubric"]  # kinds a judge grades
 GUARD_FORMATS = ("llama-guard", "guard-classifier")
 
 
@@ -50,9 +51,10 @@ class Judge(Backend):
         "mean", description="How a jury's votes combine: mean or median of scores; majority of labels (and scores)."
     )
     calibration: Calibration | None = Field(None, description="A labelled slice scored by the judge(s) in every run.")
-    rubrics: dict[JudgedKind, str] = Field(
+    rubrics: dict[RubricKind, str] = Field(
         default_factory=dict,
-        description="Benchmark kind → rubric id or template file, e.g. {harm: msb-harm, high_risk: high-risk-behaviour}.",
+        description="Benchmark kind → rubric id or template file, e.g. {harm: msb-harm, high_risk: "
+        "high-risk-behaviour, rubric: rubric-grader}.",
     )
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Judge temperature (0 as in the paper).")
     max_tokens: int = Field(512, ge=8, le=8192, description="Most tokens of a judge answer.")

@@ -100,7 +100,7 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
     status_lock = threading.Lock()
 
     def publish(counts: dict, state: str = "running") -> dict:
-        doc = status_doc(plan, layout.run_id, state, counts, reuse.skipped_by_cell)
+        doc = status_doc(plan, layout.run_id, state, counts, reuse.skipped_by_cell, reuse.skipped_criteria)
         with status_lock:
             control.put_json(layout.status_json, doc)
         if opts.on_status:

@@ -1,7 +1,7 @@
 """The `--fail-if` gate: a tiny expression language over summary metrics, parsed by hand (never eval'd).
 
     expr   := clause (("and" | "or") clause)*        "and" binds tighter than "or"
-    clause := TARGET "." METRIC OP NUMBER           TARGET: a benchmark name or a kind (harm, mcq, high_risk)
+    clause := TARGET "." METRIC OP NUMBER           TARGET: a benchmark name or a kind (harm, mcq, high_risk, rubric)
     OP     := > | >= | < | <= | == | !=
 
 The expression is evaluated per model × strategy (× guardrail arm) on the overall summary rows; a clause holds for
@@ -24,7 +24,7 @@ from evalsvc.report.guardrails import GUARD_METRICS, guard_metrics_of, kind_guar
 from evalsvc.report.metrics import COUNT_METRICS, METRICS, metrics_of
 
 GATE_EXIT_CODE = 3  # distinct from 1 (system failure) and 2 (user mistake)
-KINDS = ("harm", "mcq", "high_risk")
+KINDS = ("harm", "mcq", "high_risk", "rubric")
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
 _TOKEN = re.compile(r"\s*([<>=!]+|[^\s<>=!]+)")  # a run of operator characters, or a run of anything else
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.[A-Za-z0-9_]+$")
