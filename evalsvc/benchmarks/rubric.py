@@ -190,7 +190,7 @@ def _reference(v: Any) -> str | None:
 
 def criterion_id(index: int, text: str, points: float) -> str:
     """Position in the example's rubric plus a hash of text and points: a changed criterion gets a new id."""
-    h = hashlib.sha256(json.dumps([text, points]).encode("utf-8")).hexdigest()[:8]
+    h = hashlib.sha256(json.dumps([text, float(points)]).encode("utf-8")).hexdigest()[:8]
     return f"{index:02d}-{h}"
 
 

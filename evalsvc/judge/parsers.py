@@ -167,7 +167,7 @@ def parse_rubric_criterion(raw: str) -> Judgement:
     """One JSON object `{"explanation": "...", "criteria_met": true|false}`, alone or in one ```json fence.
 
     Accepted: surrounding whitespace, a fence around the object, keys in any order, other keys (ignored), a missing
-    explanation. Rejected: any text outside the object (or its fence), `criteria_met` missing or not a JSON boolean
+    explanation, raw line breaks inside the explanation. Rejected: any text outside the object (or its fence), `criteria_met` missing or not a JSON boolean
     (`"true"`, `1`, `null`), a key given twice, an explanation that is not text, more than one object.
     Score 1.0 = met, 0.0 = not met; for a negative-points criterion "met" means the undesirable behaviour is present.
     """
@@ -178,7 +178,8 @@ def parse_rubric_criterion(raw: str) -> Judgement:
     if fence is not None:
         text = fence.group("body").strip()
     try:
-        obj = json.loads(text, object_pairs_hook=_unique_keys)
+        # strict=False: a raw newline or tab inside the explanation text leaves the verdict unambiguous
+        obj = json.loads(text, object_pairs_hook=_unique_keys, strict=False)
     except _DuplicateKey as e:
         return Judgement.failed(f"key {e.args[0]!r} given twice")
     except json.JSONDecodeError as e:

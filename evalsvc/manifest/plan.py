@@ -219,7 +219,7 @@ def build_plan(manifest: Manifest, s3: S3Conn | None = None) -> Plan:
             n_criteria = sum(len(i.criteria or ()) for i in items[b.name])
             benches.append(BenchmarkPlan(b.name, b.kind, benchmark_version(b, s3), len(items[b.name]), n_criteria))
         except UserError as e:  # report every benchmark's problem at once, like the manifest's
-            problems.extend(e.lines())
+            problems.extend(e.problems or [e.message])  # a file's own problem lines each name file and row
     if len(problems) == 1:
         raise UserError(problems[0])
     if problems:

@@ -81,8 +81,10 @@ def groups(cell: pa.Table, rows: Rows) -> Iterator[tuple[str, str, Rows, np.ndar
     """(field, value, rows, record mask, criteria counts) per theme (example tag) and per axis (criterion tag).
 
     A theme row holds the records of the examples with that tag, scored as overall. An axis row holds the records
-    having a criterion of that axis, each re-scored on those criteria only; a record none of whose positive axis
-    criteria was graded counts as unparsed there. Records without criteria (a failed generation) join no axis row.
+    with a positive-points criterion of that axis (HealthBench scores a tag only where points can be earned), each
+    re-scored on its criteria of that axis; one whose positive axis criteria all failed counts as unparsed there.
+    An axis row's criteria counts cover every criterion with the tag. Records without criteria (a failed
+    generation) join theme rows only.
     """
     c = flatten(cell)
     n = cell.num_rows
@@ -93,7 +95,9 @@ def groups(cell: pa.Table, rows: Rows) -> Iterator[tuple[str, str, Rows, np.ndar
     for value in tag_values(c.tags, AXIS):
         in_axis = np.array([f"{AXIS}:{value}" in t for t in c.tags], dtype=bool)
         mask = np.zeros(n, dtype=bool)
-        mask[c.record[in_axis]] = True
+        mask[c.record[in_axis & (c.points > 0)]] = True
+        if not mask.any():  # an axis of penalties only: no example can earn points on it
+            continue
         axis_score = scores(c, n, in_axis)
         sub = rows.subset(mask)
         sub = dataclasses.replace(sub, score=axis_score[mask], scored=~sub.error & ~np.isnan(axis_score[mask]))
