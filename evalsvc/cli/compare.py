@@ -43,9 +43,9 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     from evalsvc.errors import UserError
-    from evalsvc.report import format as fmt
-    from evalsvc.report.compare import compare_run
-    from evalsvc.report.read import open_run, read_small, records_dataset
+    from evalsvc.render import format as fmt
+    from evalsvc.analysis.compare import compare_run
+    from evalsvc.store.read import open_run, read_small, records_dataset
 
     src = open_run(run, output)
     comps = compare_run(read_small(records_dataset(src)), baseline, alpha=alpha)

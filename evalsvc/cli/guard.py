@@ -29,7 +29,7 @@ def guard(
     Examples: evalsvc guard manifests/guardrails.yaml ; evalsvc guard grid.yaml --output s3://bucket/evals --json
     """
     from evalsvc.cli.run import restore_stdout, stdout_to_stderr
-    from evalsvc.guard.only import GuardOnlyOptions, execute_guard_only
+    from evalsvc.pipeline.guard_only import GuardOnlyOptions, execute_guard_only
     from evalsvc.manifest.load import load_manifest
 
     m = load_manifest(manifest)
@@ -51,7 +51,7 @@ def guard(
 
 
 def classifier_table(section: dict) -> Table:
-    from evalsvc.report.guard_only import format_metric
+    from evalsvc.analysis.guard_only import format_metric
 
     t = Table(title=f"guardrails as classifiers (positive = should be blocked; {section['confidence']:.0%} CIs)")
     for col in ("guardrail", "benchmark", "n", "precision", "recall", "F1", "over-blocking", "errors"):

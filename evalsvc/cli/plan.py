@@ -23,7 +23,7 @@ def plan(
     Examples: evalsvc plan manifests/quickstart.yaml ; evalsvc plan manifests/medsafety-sweep.yaml --json
     """
     from evalsvc.manifest.load import load_manifest
-    from evalsvc.manifest.plan import build_plan, data_conn
+    from evalsvc.plan.grid import build_plan, data_conn
 
     m = load_manifest(manifest)
     p = build_plan(m, data_conn(m))

@@ -50,12 +50,13 @@ def results(
         0.10, "--threshold", min=0.0, max=1.0, help="Flag rows whose parse failures + errors exceed this share."
     ),
 ) -> None:
-    from evalsvc.report import format as fmt
-    from evalsvc.report.gate import GateFailed, check_gate, parse_gate
-    from evalsvc.report.read import open_run, summarize_run
-    from evalsvc.report.agreement import judge_sections
-    from evalsvc.report.judge_format import agreement_sections, calibration_sections
-    from evalsvc.report.summary import summary_json
+    from evalsvc.render import format as fmt
+    from evalsvc.analysis.gate import GateFailed, check_gate, parse_gate
+    from evalsvc.analysis.summary import summarize_run
+    from evalsvc.store.read import open_run
+    from evalsvc.analysis.agreement import judge_sections
+    from evalsvc.render.judge_format import agreement_sections, calibration_sections
+    from evalsvc.analysis.summary import summary_json
 
     if sum([as_json, as_csv, as_markdown]) > 1:
         raise UserError("choose one of --json, --csv, --markdown")

@@ -71,7 +71,7 @@ def _table(doc: dict) -> Table:
 def _print_summary(console: Console, table) -> None:
     if table is None:
         return
-    from evalsvc.report.format import rich_tables, select_grouping, summary_sections
+    from evalsvc.render.format import rich_tables, select_grouping, summary_sections
 
     for t in rich_tables(summary_sections(select_grouping(table, None), short_flags=True)):
         console.print(t)

@@ -19,7 +19,7 @@ def validate(
     Example: evalsvc validate manifests/quickstart.yaml
     """
     from evalsvc.manifest.load import load_manifest
-    from evalsvc.manifest.plan import build_plan, data_conn
+    from evalsvc.plan.grid import build_plan, data_conn
 
     m = load_manifest(manifest)
     plan = build_plan(m, data_conn(m))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from evalsvc.errors import MissingExtra, UserError
+from evalsvc.store.row import PLAN_COLUMNS
 
 # vLLM's CPU backend settings measured on these machines (DESIGN.md); GPUs need none of them.
 CPU_ENV = {
@@ -186,7 +187,7 @@ def to_cpu_engine_row(row: dict) -> dict:
 
 def from_engine_row(row: dict) -> dict:
     """Engine output → the candidate half of a record; a failed row keeps its error and no response."""
-    out = {k: row.get(k) for k in CARRIED}
+    out = {k: row.get(k) for k in PLAN_COLUMNS}
     err = row.get("__inference_error__") or None
     out["error"] = f"generation: {err}" if err else None
     out["response"] = None if err else (row.get("generated_text") or "")
@@ -202,10 +203,3 @@ def from_engine_row(row: dict) -> dict:
     return out
 
 
-# Pipeline columns that pass through the engine unchanged (see evalsvc.manifest.plan rows).
-CARRIED = (
-    "record_key", "cell_id", "candidate", "model_source", "benchmark", "benchmark_kind", "benchmark_version",
-    "split", "item_id", "sample_index", "strategy", "answer", "option_letters", "options_json", "question", "reference",
-    "messages_json", "sampling", "principle", "source", "aspect", "category", "expected_behavior",
-    "question_type", "control", "lora", "rubric_json",
-)  # fmt: skip

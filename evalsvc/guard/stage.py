@@ -14,10 +14,9 @@ from typing import AsyncIterator
 
 import pyarrow as pa
 
-from evalsvc.guard.arms import Arm, arm_records
-from evalsvc.judge.client import ChatClient, chat_with_retries, make_client
-
-GUARD_COLUMNS = ("guardrail", "guard_input", "guard_output", "guard_raw", "response_unguarded")
+from evalsvc.engines.chat import ChatClient, chat_with_retries, make_client
+from evalsvc.plan.arms import Arm, arm_records
+from evalsvc.store.row import GUARD_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from evalsvc.judge.client import ChatClient, chat_with_retries
+from evalsvc.engines.chat import ChatClient, chat_with_retries
 from evalsvc.judge.jury import Vote, cast_vote, joined_raw, votes_json
-from evalsvc.judge.parsers import parse
-from evalsvc.judge.rubric import Rubric
+from evalsvc.specs.judge_parsers import parse
+from evalsvc.specs.rubric import Rubric
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from evalsvc.manifest.base import NAME_RE, Backend, Name, Strict, as_text, check_uri
+from evalsvc.store.row import JudgedKind, LabelledKind
 
-JudgedKind = Literal["harm", "high_risk"]  # kinds a calibration slice can label
-RubricKind = Literal["harm", "high_risk", "rubric"]  # kinds a judge grades
 GUARD_FORMATS = ("llama-guard", "guard-classifier")
 
 
@@ -31,7 +30,7 @@ class Calibration(Strict):
     """Records with reference labels (human ratings) the judge also scores, to show how far to trust it."""
 
     path: str = Field(description="JSONL, CSV or Parquet file (local or s3://) of question, response and label.")
-    kind: JudgedKind = Field(description="Rubric the labels follow: harm (1-5 scores) or high_risk (behaviour labels).")
+    kind: LabelledKind = Field(description="Rubric the labels follow: harm (1-5 scores) or high_risk (behaviour labels).")
     question: str = Field("question", description="Column with the request shown to the candidate.")
     response: str = Field("response", description="Column with the answer to be judged.")
     label: str = Field("label", description="Column with the reference: a 1-5 score (harm) or a behaviour label.")
@@ -51,7 +50,7 @@ class Judge(Backend):
         "mean", description="How a jury's votes combine: mean or median of scores; majority of labels (and scores)."
     )
     calibration: Calibration | None = Field(None, description="A labelled slice scored by the judge(s) in every run.")
-    rubrics: dict[RubricKind, str] = Field(
+    rubrics: dict[JudgedKind, str] = Field(
         default_factory=dict,
         description="Benchmark kind → rubric id or template file, e.g. {harm: msb-harm, high_risk: "
         "high-risk-behaviour, rubric: rubric-grader}.",

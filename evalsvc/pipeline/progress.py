@@ -6,11 +6,11 @@ Counts arrive from the judge stage as records are finished; the Parquet files re
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime, timezone
 from typing import Callable
 
-from evalsvc.manifest.plan import Plan
+from evalsvc.plan.grid import Plan
+from evalsvc.store.documents import CellStatus, StatusDoc
 
 COUNTS = 5  # per cell: records done, errors, parse failures; rubric criteria graded, failed
 
@@ -42,7 +42,7 @@ def now() -> str:
 
 
 def status_doc(plan: Plan, run_id: str, state: str, counts: dict[str, list[int]], done_before: dict[str, int],
-               criteria_before: dict[str, int] | None = None) -> dict:  # fmt: skip
+               criteria_before: dict[str, int] | None = None) -> StatusDoc:  # fmt: skip
     cells = []
     for c in plan.cells:
         done, errors, unparsed, graded, failed = [*counts.get(c.cell_id, []), 0, 0, 0, 0, 0][:COUNTS]
@@ -52,22 +52,14 @@ def status_doc(plan: Plan, run_id: str, state: str, counts: dict[str, list[int]]
             rubric = {"criteria_total": c.criteria, "criteria_done": min(c.criteria, graded + before),
                       "criteria_failed": failed}  # fmt: skip
         cells.append(
-            {
-                "cell_id": c.cell_id,
-                "model": c.model,
-                "benchmark": c.benchmark,
-                "strategy": c.strategy,
-                **({"guardrail": c.guardrail} if c.guardrail is not None else {}),
-                "total": c.generations,
-                "done": min(c.generations, done + done_before.get(c.cell_id, 0)),
-                "errors": errors,
-                "parse_failures": unparsed,
-                **rubric,
-            }
-        )
-    total = sum(c["total"] for c in cells)
-    done = sum(c["done"] for c in cells)
-    return {"run_id": run_id, "state": state, "updated": now(), "done": done, "total": total, "cells": cells}
+            CellStatus(
+                cell_id=c.cell_id, model=c.model, benchmark=c.benchmark, strategy=c.strategy, guardrail=c.guardrail,
+                total=c.generations, done=min(c.generations, done + done_before.get(c.cell_id, 0)),
+                errors=errors, parse_failures=unparsed, **rubric,
+            )
+        )  # fmt: skip
+    return StatusDoc(run_id=run_id, state=state, updated=now(), done=sum(c.done for c in cells),
+                     total=sum(c.total for c in cells), cells=cells)  # fmt: skip
 
 
 class StatusPoller:

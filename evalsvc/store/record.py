@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from evalsvc.benchmarks.item import CATEGORY_FIELDS
-
 PARTITION_COLS = ("model", "benchmark", "strategy")
+# Optional per-item labels a benchmark item may carry; each is a record column.
+CATEGORY_FIELDS = ("principle", "source", "aspect", "category", "expected_behavior", "question_type", "control")
+NONE_ARM = "none"  # the unguarded guardrail arm
+# The category fields summaries group by (control is a flag, not a group; expected_behavior a per-item target).
+GROUP_FIELDS = ("principle", "source", "aspect", "category", "question_type")
 RECORD_VERSION = "1"
 
 # One graded criterion of a rubric record (HealthBench format): `met` is null when its grading failed (the call
@@ -99,4 +102,26 @@ GUARD_SCHEMA = pa.schema(
         ("error", pa.string()),
         ("latency_s", pa.float64()),
     ]
+)
+
+# The record columns summaries read (the small ones: no prompt or response text).
+SUMMARY_COLUMNS = (
+    *PARTITION_COLS,
+    "benchmark_kind",
+    "item_id",
+    "sample_index",
+    *GROUP_FIELDS,
+    "control",
+    "guardrail",
+    "guard_input",
+    "guard_output",
+    "score",
+    "label",
+    "parse_ok",
+    "error",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "example_tags",  # rubric records: the example's tags, and the criteria verdicts (their grader answers included)
+    "criteria",
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -127,12 +126,9 @@ SUBPROCESS_CASES = ["several-problems", "output-literal-secret"]  # the in-proce
 @pytest.mark.parametrize("stem", SUBPROCESS_CASES)
 def test_console_script_on_bad_manifests(stem: str):
     path = BAD / f"{stem}.yaml"
-    started = time.perf_counter()
     proc = run_process("validate", str(path))
-    elapsed = time.perf_counter() - started
     assert_user_error(proc.returncode, proc.stdout, proc.stderr, expectations(path))
     assert "wJalrXUtnFEMI" not in proc.stderr  # a literal secret is refused, never echoed
-    assert elapsed < 20, f"evalsvc validate took {elapsed:.1f} s to start and fail"
 
 
 def test_console_script_on_a_good_manifest():

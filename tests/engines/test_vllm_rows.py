@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from evalsvc.engines.vllm import CARRIED, from_engine_row, to_cpu_engine_row, to_engine_row
+from evalsvc.engines.vllm import from_engine_row, to_cpu_engine_row, to_engine_row
+from evalsvc.store.row import PLAN_COLUMNS
 
 
 def _row(temperature: float, lora: str | None = None) -> dict:
-    row = {k: None for k in CARRIED}
+    row = {k: None for k in PLAN_COLUMNS}
     row.update(messages_json=json.dumps([{"role": "user", "content": "hi {x}"}]), lora=lora,
                sampling=json.dumps({"temperature": temperature, "top_p": 1.0, "max_tokens": 8, "seed": 3}))
     return row

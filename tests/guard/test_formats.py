@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from evalsvc.errors import UserError
-from evalsvc.guard.formats import available_formats, guard_dir, load_guard_format
-from evalsvc.judge.rubric import available_rubrics, rubric_dir
+from evalsvc.specs.guard_formats import available_formats, guard_dir, load_guard_format
+from evalsvc.specs.rubric import available_rubrics, rubric_dir
 
 REPO = Path(__file__).parents[2]
 NASTY = "Dose {x}? {response} {{question}} } { \\1 $1 %s"
@@ -106,7 +106,7 @@ def test_bad_guard_file_names_the_field(tmp_path, change, expected):
 
 def test_a_guard_file_in_a_manifest_is_relative_to_the_manifest(tmp_path, monkeypatch):
     from evalsvc.manifest.load import load_manifest
-    from evalsvc.manifest.plan import build_plan
+    from evalsvc.plan.grid import build_plan
 
     folder = tmp_path / "evals"
     (folder / "guards").mkdir(parents=True)

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from evalsvc.errors import UserError
-from evalsvc.guard.formats import load_guard_format
-from evalsvc.guard.parsers import Verdict, get_parser, parser_names
+from evalsvc.specs.guard_formats import load_guard_format
+from evalsvc.specs.guard_parsers import Verdict, get_parser, parser_names
 
 CORPUS = Path(__file__).parent / "corpus"
 FILES = {"llama_guard.yaml": "llama-guard", "guard_classifier.yaml": "guard-classifier"}

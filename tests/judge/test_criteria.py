@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from evalsvc.judge.client import JudgeTarget
+from evalsvc.engines.chat import ChatTarget as JudgeTarget
 from evalsvc.judge.criteria import (
     Caller,
     CriterionVerdict,
@@ -20,10 +20,10 @@ from evalsvc.judge.criteria import (
     record_fields,
 )
 from evalsvc.judge.jury import Jury, Vote
-from evalsvc.judge.rubric import load_rubric
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
 from evalsvc.manifest.load import validate_manifest
-from evalsvc.manifest.plan import build_plan
+from evalsvc.plan.grid import build_plan
+from evalsvc.specs.rubric import load_rubric
 from evalsvc.store.record import RECORD_SCHEMA
 
 SAMPLE = Path(__file__).resolve().parents[2] / "evalsvc" / "benchmarks" / "samples" / "rubric_sample.jsonl"
@@ -33,7 +33,7 @@ UNMET = '{"explanation": "It does not.", "criteria_met": false}'
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch):
-    from evalsvc.judge import client
+    from evalsvc.engines import chat as client
 
     real_sleep = asyncio.sleep
     monkeypatch.setattr(client.asyncio, "sleep", lambda _s: real_sleep(0))  # retries without waiting

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from evalsvc.errors import UserError
-from evalsvc.judge.parsers import (
+from evalsvc.specs.judge_parsers import (
     HIGH_RISK_LABELS,
     Judgement,
     get_parser,

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evalsvc.errors import UserError
-from evalsvc.judge.parsers import get_parser
-from evalsvc.judge.rubric import (
+from evalsvc.specs.judge_parsers import get_parser
+from evalsvc.specs.rubric import (
     Rubric,
     available_rubrics,
     default_rubric,
@@ -26,8 +26,15 @@ from evalsvc.judge.rubric import (
 
 REPO = Path(__file__).parents[2]
 CORPUS = Path(__file__).parent / "corpus"
-UPSTREAM = Path("/work/shared/data/medsafetybench/RUBRIC.txt")
-needs_upstream = pytest.mark.skipif(not UPSTREAM.is_file(), reason=f"upstream rubric notes not present at {UPSTREAM}")
+UPSTREAM = REPO.parent / "shared" / "data" / "medsafetybench" / "RUBRIC.txt"
+needs_upstream = pytest.mark.usefixtures("upstream_rubric")
+
+
+@pytest.fixture
+def upstream_rubric() -> Path:
+    """The paper's rubric notes in ../shared: missing data is a broken checkout, never a silent skip."""
+    assert UPSTREAM.is_file(), f"upstream rubric notes not found at {UPSTREAM} (the shared/ folder beside the repository)"
+    return UPSTREAM
 NASTY = "Dose {x}? {response} {{question}} {0} } { {reference} \\1 $1 %s"
 
 
@@ -49,11 +56,12 @@ def test_shipped_rubrics_load_by_id():
 def test_installed_layout_reads_packaged_rubrics(tmp_path):
     # A wheel ships judges/ as evalsvc/_judges (pyproject force-include) and has no repo beside it.
     pkg = tmp_path / "site" / "evalsvc"
-    for rel in ("__init__.py", "errors.py", "registry.py", "judge/__init__.py", "judge/parsers.py", "judge/rubric.py"):
+    for rel in ("__init__.py", "errors.py", "registry.py", "specs/__init__.py", "specs/judge_parsers.py", "specs/rubric.py", "envref.py",
+                "store/__init__.py", "store/row.py", "store/record.py"):
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "evalsvc" / rel, pkg / rel)
     shutil.copytree(REPO / "judges", pkg / "_judges")
-    code = "from evalsvc.judge.rubric import load_rubric, rubric_dir; print(rubric_dir()); print(load_rubric('msb-harm').id)"
+    code = "from evalsvc.specs.rubric import load_rubric, rubric_dir; print(rubric_dir()); print(load_rubric('msb-harm').id)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")},
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == [str(pkg / "_judges"), "msb-harm"]

@@ -13,7 +13,7 @@ import pytest
 from evalsvc.benchmarks.registry import MEDGUARD, MEDHARM
 from evalsvc.errors import UserError
 from evalsvc.manifest.load import validate_manifest
-from evalsvc.manifest.plan import build_plan, data_conn, expand_item
+from evalsvc.plan.grid import build_plan, data_conn, expand_item
 
 N_GUARD = MEDGUARD.splits["sample"]  # bundled samples: counted from the files, not from the plan
 N_HARM = MEDHARM.splits["sample"]
@@ -92,6 +92,14 @@ def test_rows_count_equals_totals_and_keys_are_unique(plan):
         assert counts[m.name] == sum(c.generations for c in plan.cells if c.model == m.name)
     keys = [r["record_key"] for m in plan.models for r in plan.rows(m.name)]
     assert len(set(keys)) == len(keys)
+
+
+def test_rows_have_exactly_the_declared_plan_columns(plan):
+    from evalsvc.store.row import PLAN_COLUMNS
+
+    for m in plan.models:
+        for row in plan.rows(m.name):
+            assert tuple(row) == PLAN_COLUMNS
 
 
 def test_rows_carry_cell_sampling_and_item_fields(plan):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from evalsvc.manifest.load import validate_manifest
-from evalsvc.manifest.plan import build_plan
 from evalsvc.pipeline.progress import ProgressCounter, status_doc
 from evalsvc.pipeline.reuse import _same_criteria, plan_reuse
+from evalsvc.plan.grid import build_plan
 from evalsvc.store.index import KeyIndex
 
 SAMPLE = Path(__file__).resolve().parents[2] / "evalsvc" / "benchmarks" / "samples" / "rubric_sample.jsonl"
@@ -53,7 +53,7 @@ def test_resumed_records_count_their_criteria_as_done(plan):
     done = KeyIndex(present={row["record_key"]}, generated={row["record_key"]}, judged={row["record_key"]: SIG})
     out = plan_reuse(plan, done, KeyIndex(), {"rubric": SIG})
     assert out.skipped_by_cell == {row["cell_id"]: 1} and out.skipped_criteria == {row["cell_id"]: row["n_criteria"]}
-    doc = status_doc(plan, "r", "running", {}, out.skipped_by_cell, out.skipped_criteria)
+    doc = status_doc(plan, "r", "running", {}, out.skipped_by_cell, out.skipped_criteria).to_json()
     cell = next(c for c in doc["cells"] if c["cell_id"] == row["cell_id"])
     assert (cell["done"], cell["criteria_done"], cell["criteria_total"]) == (1, row["n_criteria"], 35)
 
@@ -74,7 +74,7 @@ def test_progress_counts_criteria_per_rubric_cell(plan):
     counter.add({cell.cell_id: [1, 1, 0, 4, 0]})
     mcq = next(c for c in plan.cells if c.kind == "mcq")
     counter.add({mcq.cell_id: [5, 0, 0]})  # older callers send three counts
-    doc = status_doc(plan, "r", "running", counter.snapshot(), {})
+    doc = status_doc(plan, "r", "running", counter.snapshot(), {}).to_json()
     by = {c["cell_id"]: c for c in doc["cells"]}
     assert {k: by[cell.cell_id][k] for k in ("done", "errors", "parse_failures", "criteria_done", "criteria_failed",
                                            "criteria_total")} == {"done": 4, "errors": 1, "parse_failures": 1,
