@@ -1,5 +1,6 @@
 """Reuse bookkeeping without Ray: what a rubric record costs in judge calls, when a cached rubric judgement counts,
-and the per-criterion progress a run reports (plan_reuse, CacheJoin's criteria check, status.json)."""
+the per-criterion progress a run reports (plan_reuse, CacheJoin's criteria check, status.json), and guard-only
+mode leaving rubric benchmarks out with a note."""
 
 from __future__ import annotations
 
@@ -81,3 +82,11 @@ def test_progress_counts_criteria_per_rubric_cell(plan):
                                                                   "criteria_done": 18, "criteria_failed": 2,
                                                                   "criteria_total": 35}  # fmt: skip
     assert by[mcq.cell_id]["done"] == 5 and "criteria_total" not in by[mcq.cell_id]
+
+
+def test_guard_only_mode_leaves_rubric_benchmarks_out_with_a_note(plan):
+    from evalsvc.pipeline.guard_only import item_rows
+
+    rows, notes = item_rows(plan)
+    assert rows == [] and len(notes) == 2  # the rubric sample and the MCQ sample: neither has a safe/unsafe label
+    assert "'hb' is a rubric benchmark" in notes[0] and "guard-only mode skips it" in notes[0]
