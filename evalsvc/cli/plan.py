@@ -47,6 +47,8 @@ def plan(
     for a in p.arms:
         what = (f"{a.mode} filter, format {a.format.label}, on_error {a.on_error}, model {a.label}" if a.guarded
                 else "unguarded arm")  # fmt: skip
+        if a.guarded and (opts := a.options.as_dict()):
+            what += ", " + ", ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in opts.items())
         console.print(f"guardrail [bold]{a.name}[/bold]: {what}")
     t = p.totals()
     if p.arms:

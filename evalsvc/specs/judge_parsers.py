@@ -167,8 +167,9 @@ def parse_rubric_criterion(raw: str) -> Judgement:
     """One JSON object `{"explanation": "...", "criteria_met": true|false}`, alone or in one ```json fence.
 
     Accepted: surrounding whitespace, a fence around the object, keys in any order, other keys (ignored), a missing
-    explanation, raw line breaks inside the explanation. Rejected: any text outside the object (or its fence), `criteria_met` missing or not a JSON boolean
-    (`"true"`, `1`, `null`), a key given twice, an explanation that is not text, more than one object.
+    explanation, raw line breaks inside the explanation. Rejected: any text outside the object (or its fence),
+    `criteria_met` missing or not a JSON boolean (`"true"`, `1`, `null`), a key given twice, an explanation that is
+    not text, more than one object.
     Score 1.0 = met, 0.0 = not met; for a negative-points criterion "met" means the undesirable behaviour is present.
     """
     if not raw or not raw.strip():
@@ -209,3 +210,7 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
             raise _DuplicateKey(k)
         out[k] = v
     return out
+
+
+# The parsers of guard models used as judges register themselves from their own module.
+from evalsvc.specs import guard_labels as _guard_labels  # noqa: E402,F401

@@ -30,7 +30,7 @@ PLAN_COLUMNS = (
 # Added by the candidate stage (vLLM engine, endpoint, or the cache): the answer or the reason there is none.
 GENERATION_COLUMNS = ("response", "prompt_tokens", "completion_tokens", "latency_s", "finish_reason", "error")
 # Added by the guard stage: one row per guardrail arm.
-GUARD_COLUMNS = ("guardrail", "guard_input", "guard_output", "guard_raw", "response_unguarded")
+GUARD_COLUMNS = ("guardrail", "guard_input", "guard_output", "guard_raw", "response_unguarded", "guard_categories")
 # Added by the judge stage (and taken from the cache when the judge and rubric match).
 JUDGE_COLUMNS = ("judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok", "judge_votes",
                  "criteria")  # fmt: skip
