@@ -19,6 +19,7 @@ from evalsvc.analysis.metrics import HIGH_RISK_LABELS, Rows, compute
 NS = (5, 10, 20, 40, 100)
 SCORES = np.arange(1, 6, dtype=float)
 ADVICE = 0.4  # guarded scenarios: share of blocks whose categories name specialized advice
+RUBRIC_VALUES = np.array([-0.5, 0.0, 0.25, 0.5, 0.75, 1.0])  # example scores of a rubric benchmark
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ SCENARIOS = (
     Scenario("mcq, 50% correct", "mcq", (0.5,)),
     Scenario("mcq, 97% correct", "mcq", (0.97,)),
     Scenario("high-risk, 3% unsafe, guarded", "high_risk", (0.5, 0.25, 0.22, 0.03), guard=(0.3, 0.1)),
+    Scenario("rubric, most criteria met", "rubric", (0.05, 0.1, 0.15, 0.2, 0.25, 0.25)),
+    Scenario("rubric, every example perfect or close", "rubric", (0.0, 0.0, 0.0, 0.0, 0.1, 0.9)),
 )
 
 
@@ -54,6 +57,9 @@ def truths(s: Scenario) -> dict[str, float]:
         return {"mean_harm": float(SCORES @ p), "pct_score1": p[0], "pct_harmful": p[3] + p[4]}
     if s.kind == "mcq":
         return {"accuracy": p[0], "safety_index": p[0]}
+    if s.kind == "rubric":
+        mean = float(RUBRIC_VALUES @ p)
+        return {"rubric_score": min(1.0, max(0.0, mean)), "mean_example_score": mean}
     labels = dict(zip(HIGH_RISK_LABELS, p))
     out = {f"{m}": labels[lab] for m, lab in (("refuse_rate", "refuse"), ("safe_redirect_rate", "safe_redirect"),
                                                 ("cautious_rate", "cautious_answer"), ("unsafe_rate", "unsafe_actionable"))}  # fmt: skip
@@ -87,6 +93,8 @@ def simulate_rows(s: Scenario, n_items: int, samples: int, rng, conc: float = 2.
     guard_in, guard_out, categories = nones.copy(), nones.copy(), nones.copy()
     if s.kind == "harm":
         score = SCORES[_draw(rng, s.probs, n_items, samples, conc)]
+    elif s.kind == "rubric":
+        score = RUBRIC_VALUES[_draw(rng, s.probs, n_items, samples, conc)]
     elif s.kind == "mcq":
         score = (_draw(rng, (s.probs[0], 1 - s.probs[0]), n_items, samples, conc) == 0).astype(float)
     else:

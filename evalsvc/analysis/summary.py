@@ -16,6 +16,7 @@ import pyarrow.dataset as ds
 
 from evalsvc.analysis.guardrails import GUARD_METRICS, compute_guard, guard_metrics_of
 from evalsvc.analysis.metrics import METRICS, Rows, compute, metrics_of, rows_from_table
+from evalsvc.analysis.rubric import COUNT_FIELDS as RUBRIC_FIELDS
 from evalsvc.errors import UserError
 from evalsvc.store.documents import SUMMARY_VERSION
 from evalsvc.store.read import RunSource, iter_cells, records_dataset, split_arms
@@ -57,6 +58,7 @@ SUMMARY_SCHEMA = pa.schema(
     + [(f"{m}{suffix}", pa.float64()) for m in METRICS for suffix in ("", "_lo", "_hi")]
     + [(f"{m}{suffix}", pa.float64()) for m in GUARD_METRICS for suffix in ("", "_lo", "_hi")]
     + _USAGE_FIELDS
+    + RUBRIC_FIELDS  # rubric rows: criteria graded and failed (null for other kinds)
 )
 
 
@@ -113,14 +115,26 @@ def _cell_rows(cell: pa.Table, threshold: float) -> Iterator[dict]:
     kinds = pc.unique(cell["benchmark_kind"].drop_null()).to_pylist()
     if len(kinds) != 1 or kinds[0] not in KINDS:
         where = "/".join(f"{c}={key[c]}" for c in PARTITION_COLS)
-        raise UserError(f"records of {where} have benchmark_kind {kinds}: expected exactly one of harm, mcq, high_risk")
+        raise UserError(f"records of {where} have benchmark_kind {kinds}: expected exactly one of {', '.join(KINDS)}")
     key["benchmark_kind"] = kinds[0]
     rows = rows_from_table(cell, kinds[0])
+    if kinds[0] == "rubric":
+        yield from _rubric_rows(cell, key, rows, threshold)
+        return
     yield {**_row(key, "overall", "", rows, threshold), **_usage(cell)}
     for field, values in rows.groups.items():
         for value in sorted({v for v in values if v is not None}):
             mask = values == value
             yield {**_row(key, field, value, rows.subset(mask), threshold), **_usage(cell.filter(pa.array(mask)))}
+
+
+def _rubric_rows(cell: pa.Table, key: dict, rows: Rows, threshold: float) -> Iterator[dict]:
+    """Overall, then per theme (example tag) and per axis (criterion tag), each with its criteria counts."""
+    from evalsvc.analysis import rubric  # noqa: PLC0415  (its module imports metrics, as this one does)
+
+    yield {**_row(key, "overall", "", rows, threshold), **_usage(cell), **rubric.counts(rubric.flatten(cell))}
+    for field, value, sub, mask, counts in rubric.groups(cell, rows):
+        yield {**_row(key, field, value, sub, threshold), **_usage(cell.filter(pa.array(mask))), **counts}
 
 
 def _usage(table: pa.Table) -> dict:
@@ -199,6 +213,8 @@ def summary_json(table: pa.Table, *, run_id: str | None = None, threshold: float
         }
         out["parse_fail_rate"], out["error_rate"] = _finite(out["parse_fail_rate"]), _finite(out["error_rate"])
         out.update({k: r.get(k) for k, _ in _USAGE_FIELDS})
+        if r["benchmark_kind"] == "rubric":
+            out.update({k: _finite(r.get(k)) for k, _ in RUBRIC_FIELDS})
         rows.append(out)
     return {
         "summary_version": SUMMARY_VERSION,

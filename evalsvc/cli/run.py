@@ -59,11 +59,14 @@ def run(
 
 def _table(doc: dict) -> Table:
     t = Table(title=f"run {doc.get('run_id', '')} — {doc.get('state', 'starting')}: {doc.get('done', 0)}/{doc.get('total', '?')}")
-    for col in ("model", "benchmark", "strategy", "done", "total", "errors", "unparsed"):
-        t.add_column(col, justify="right" if col in ("done", "total", "errors", "unparsed") else "left")
+    rubric = any("criteria_total" in c for c in doc.get("cells", []))  # rubric cells: grader calls per criterion
+    for col in ("model", "benchmark", "strategy", "done", "total", "errors", "unparsed", *(["criteria"] if rubric else [])):
+        t.add_column(col, justify="left" if col in ("model", "benchmark", "strategy") else "right")
     for c in doc.get("cells", []):
         model = c["model"] + (f" [{c['guardrail']}]" if c.get("guardrail") else "")  # a guardrail arm's cell
-        t.add_row(model, c["benchmark"], c["strategy"], str(c["done"]), str(c["total"]), str(c["errors"]), str(c["parse_failures"]))
+        crit = [f"{c['criteria_done']}/{c['criteria_total']} ({c['criteria_failed']} failed)" if "criteria_total" in c
+                else ""] if rubric else []  # fmt: skip
+        t.add_row(model, c["benchmark"], c["strategy"], str(c["done"]), str(c["total"]), str(c["errors"]), str(c["parse_failures"]), *crit)
     return t
 
 

@@ -6,6 +6,7 @@ Returns a picklable ChatTarget (one judge) or Jury (one target per juror) the ju
 from __future__ import annotations
 
 from evalsvc.engines import apps
+from evalsvc.errors import UserError
 from evalsvc.engines.chat import ChatTarget
 from evalsvc.judge.jury import Jury, jury_label
 from evalsvc.specs.rubric import default_rubric
@@ -42,6 +43,9 @@ def judge_signatures(plan: Plan) -> dict[str, tuple[str, str, str]]:
     out = {}
     for kind, ref in rubric_refs(plan).items():
         r = load_rubric(ref)
+        if (kind == "rubric") != (r.kind == "rubric"):  # a per-criterion grader and a per-answer rubric never mix
+            raise UserError(f"judge.rubrics.{kind}: {r.id!r} is a {r.kind} rubric; benchmarks of kind {kind} need "
+                            f"a {kind} rubric (default: {default_rubric(kind)})")  # fmt: skip
         out[kind] = (judge_label(plan), r.id, r.version)
     return out
 

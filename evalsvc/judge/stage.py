@@ -1,8 +1,8 @@
 """The judge stage of the pipeline: turn candidate rows into finished records.
 
 Harm and high-risk rows are scored by the judge (rubric prompt → chat → strict parser), or by every juror of a jury
-whose votes combine into the verdict; MCQ rows are parsed without a judge. Nothing is dropped: a failed call or an
-unparsable answer is a record that says so.
+whose votes combine into the verdict; rubric rows get one such call per criterion (judge/criteria.py); MCQ rows are
+parsed without a judge. Nothing is dropped: a failed call or an unparsable answer is a record that says so.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from typing import AsyncIterator
 import pyarrow as pa
 
 from evalsvc.engines.chat import ChatTarget, chat_with_retries, make_client
+from evalsvc.judge.criteria import Caller, grade_criteria, record_fields
 from evalsvc.judge.jury import Jury, cast_vote, joined_raw, verdict, votes_json
 from evalsvc.judge.mcq import extract_answer
 from evalsvc.specs.judge_parsers import parse
 from evalsvc.specs.rubric import Rubric, load_rubric
 from evalsvc.store.record import RECORD_SCHEMA
-from evalsvc.store.row import JUDGE, JUDGE_COLUMNS, check_stage
+from evalsvc.store.row import JUDGE, JUDGE_COLUMNS, NESTED_JUDGE_COLUMNS, check_stage
 
 
 RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "control")
@@ -60,10 +61,12 @@ class JudgeStage:
         if self.progress is not None:
             counts: dict[str, list[int]] = {}
             for rec in records:
-                c = counts.setdefault(rec["cell_id"], [0, 0, 0])
+                c = counts.setdefault(rec["cell_id"], [0, 0, 0, 0, 0])
                 c[0] += 1
                 c[1] += rec["error"] is not None
                 c[2] += rec["error"] is None and not rec["parse_ok"]
+                c[3] += len(rec["criteria"] or ())  # rubric: criteria graded, and of them failed
+                c[4] += sum(v["met"] is None for v in rec["criteria"] or ())
             self.progress.add.remote(counts)
         yield pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
 
@@ -79,9 +82,14 @@ class JudgeStage:
             return rec
         if row.get("reused_judgement"):  # an earlier run's judgement by the same judge and rubric version
             rec.update({k: row[f"cached_{k}"] for k in JUDGE_COLUMNS})
+            for k in NESTED_JUDGE_COLUMNS:
+                rec[k] = json.loads(rec[k]) if rec[k] else None
             return rec
         rubric = self.rubrics[kind]
         rec.update(judge_model=self.cfg.target.label, rubric_id=rubric.id, rubric_version=rubric.version)
+        if kind == "rubric":
+            rec.update(record_fields(await self._grade(rubric, row, rec["response"])))
+            return rec
         if self.jurors:
             return await self._jury_record(rec, rubric, row)
         body = self._body(rubric, row, rec["response"])
@@ -106,6 +114,14 @@ class JudgeStage:
         rec.update(judge_votes=votes_json(votes), judge_raw=joined_raw(votes), score=v.score, label=v.label,
                    parse_ok=v.parse_ok, error=v.error)  # fmt: skip
         return rec
+
+    async def _grade(self, rubric: Rubric, row: dict, response: str):
+        """The row's criteria graded by the judge, or by every juror of a jury (criteria.grade_criteria)."""
+        if self.jurors:
+            callers = [Caller(name, self.jurors[name], t.model_id) for name, t in self.cfg.target.members]
+            return await grade_criteria(rubric, row, response, callers, self.cfg, self.sem, self.cfg.target.aggregate)
+        return await grade_criteria(rubric, row, response, [Caller("", self.client, self.cfg.target.model_id)],
+                                    self.cfg, self.sem)  # fmt: skip
 
     def _body(self, rubric: Rubric, row: dict, response: str, model_id: str | None = None) -> dict:
         return judge_body(rubric, row, response, model_id or self.cfg.target.model_id, self.cfg)
@@ -141,6 +157,8 @@ def base_record(row: dict, run_id: str) -> dict:
         messages=row["messages_json"],
         parse_ok=False,
     )
+    if row.get("rubric_json"):  # a rubric example's tags (theme:*) group its records in the summary
+        rec["example_tags"] = json.loads(row["rubric_json"]).get("tags") or []
     return rec
 
 

@@ -12,19 +12,20 @@ from typing import Callable
 from evalsvc.plan.grid import Plan
 from evalsvc.store.documents import CellStatus, StatusDoc
 
+COUNTS = 5  # per cell: records done, errors, parse failures; rubric criteria graded, failed
+
 
 class ProgressCounter:
-    """Ray actor body: cell_id → [done, errors, parse_failures]."""
+    """Ray actor body: cell_id → [done, errors, parse_failures, criteria graded, criteria failed]."""
 
     def __init__(self):
         self.counts: dict[str, list[int]] = {}
 
     def add(self, delta: dict[str, list[int]]) -> None:
-        for cell, (done, errors, unparsed) in delta.items():
-            c = self.counts.setdefault(cell, [0, 0, 0])
-            c[0] += done
-            c[1] += errors
-            c[2] += unparsed
+        for cell, values in delta.items():
+            c = self.counts.setdefault(cell, [0] * COUNTS)
+            for i, v in enumerate(values[:COUNTS]):
+                c[i] += v
 
     def snapshot(self) -> dict[str, list[int]]:
         return self.counts
@@ -40,15 +41,21 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def status_doc(plan: Plan, run_id: str, state: str, counts: dict[str, list[int]], done_before: dict[str, int]) -> StatusDoc:
+def status_doc(plan: Plan, run_id: str, state: str, counts: dict[str, list[int]], done_before: dict[str, int],
+               criteria_before: dict[str, int] | None = None) -> StatusDoc:  # fmt: skip
     cells = []
     for c in plan.cells:
-        done, errors, unparsed = counts.get(c.cell_id, [0, 0, 0])
+        done, errors, unparsed, graded, failed = [*counts.get(c.cell_id, []), 0, 0, 0, 0, 0][:COUNTS]
+        rubric = {}
+        if c.kind == "rubric":  # grader calls: the heavy part of a rubric cell
+            before = (criteria_before or {}).get(c.cell_id, 0)
+            rubric = {"criteria_total": c.criteria, "criteria_done": min(c.criteria, graded + before),
+                      "criteria_failed": failed}  # fmt: skip
         cells.append(
             CellStatus(
                 cell_id=c.cell_id, model=c.model, benchmark=c.benchmark, strategy=c.strategy, guardrail=c.guardrail,
                 total=c.generations, done=min(c.generations, done + done_before.get(c.cell_id, 0)),
-                errors=errors, parse_failures=unparsed,
+                errors=errors, parse_failures=unparsed, **rubric,
             )
         )  # fmt: skip
     return StatusDoc(run_id=run_id, state=state, updated=now(), done=sum(c.done for c in cells),

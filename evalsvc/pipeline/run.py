@@ -72,7 +72,8 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
     reuse: ReusePlan | None = None
 
     def status_of(counts: dict, state: str):
-        return status_doc(plan, layout.run_id, state, counts, reuse.skipped_by_cell if reuse else {})
+        return status_doc(plan, layout.run_id, state, counts, reuse.skipped_by_cell if reuse else {},
+                          reuse.skipped_criteria if reuse else {})  # fmt: skip
 
     doc = run_document(plan, layout, started=now(), mode="grid" if opts.generate else "rescore")
     with lifecycle(opts.address, out=out, layout=layout, doc=doc, status_of=status_of, on_status=opts.on_status) as run:

@@ -66,6 +66,7 @@ def summary_sections(rows: pa.Table, short_flags: bool = False) -> list[tuple[st
             "scored",
             "items",
             *metrics,
+            *(["criteria", "criteria failed"] if kind == "rubric" else []),
             "parse fail",
             "errors",
             "flag",
@@ -82,13 +83,27 @@ def summary_sections(rows: pa.Table, short_flags: bool = False) -> list[tuple[st
                     str(r["n_scored"]),
                     str(r["n_items_scored"]),
                     *[fmt_metric(m, r[m], r[f"{m}_lo"], r[f"{m}_hi"]) for m in metrics],
+                    *(_criteria_cells(r) if kind == "rubric" else []),
                     f"{100 * r['parse_fail_rate']:.1f}%",
                     f"{100 * r['error_rate']:.1f}%",
                     (FLAG if short_flags else f"{FLAG} {r['flag_reason']}") if r["flag"] else "",
                 ]
             )
-        sections.append((f"{bench} ({kind})", header, body))
+        title = f"{bench} ({kind})" + (RUBRIC_NOTE if kind == "rubric" else "")
+        sections.append((title, header, body))
     return sections
+
+
+# Said wherever rubric scores are shown: a failed criterion is never counted as met or as unmet.
+RUBRIC_NOTE = " — criteria whose grading failed are left out of both numerator and denominator"
+
+
+def _criteria_cells(r: dict) -> list[str]:
+    n, failed = r.get("n_criteria"), r.get("n_criteria_failed")
+    if n is None:
+        return ["–", "–"]
+    rate = f" ({100 * failed / n:.1f}%)" if n else ""
+    return [str(n), f"{failed}{rate}"]
 
 
 def cost_sections(summary: pa.Table) -> list[tuple[str, list[str], list[list[str]]]]:

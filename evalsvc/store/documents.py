@@ -59,6 +59,9 @@ class CellStatus(_Doc):
     done: int = Field(description="Records written (or resumed) so far.")
     errors: int = Field(0, description="Records with a generation or judge error.")
     parse_failures: int = Field(0, description="Records whose judge answer did not parse.")
+    criteria_total: int | None = Field(None, description="Rubric cells: criteria to grade (one judge call each).")
+    criteria_done: int | None = Field(None, description="Rubric cells: criteria graded (or resumed) so far.")
+    criteria_failed: int | None = Field(None, description="Rubric cells: of those, criteria whose grading failed.")
 
 
 class StatusDoc(_Doc):
