@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 import pyarrow as pa
 
-from evalsvc.engines.chat import ChatTarget, chat_with_retries, make_client
+from evalsvc.engines.chat import ChatTarget, chat_with_retries, make_client, ready
 from evalsvc.judge.jury import Jury, cast_vote, joined_raw, verdict, votes_json
 from evalsvc.judge.mcq import extract_answer
 from evalsvc.specs.judge_parsers import parse
 from evalsvc.specs.rubric import Rubric, load_rubric
-from evalsvc.store.record import RECORD_SCHEMA
+from evalsvc.store.record import NONE_ARM, RECORD_SCHEMA
 
 
 REUSED_JUDGE_COLUMNS = (
@@ -54,18 +55,18 @@ class JudgeStage:
             self.client = make_client(config.target)
         self.sem = asyncio.Semaphore(config.concurrency)
         self.progress = _progress_handle(config.progress_actor)
+        self.seen_rows = False
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
         rows = batch.to_pylist()
+        if self.progress is not None and not self.seen_rows:
+            self.progress.mark.remote("first_generation", time.time())  # the run's timeline keeps the earliest
+        self.seen_rows = True
+        if any(needs_call(r) for r in rows):  # a judge still starting in the background: answers wait here
+            await ready([self.client] if self.client is not None else self.jurors.values())
         records = await asyncio.gather(*(self._record(r) for r in rows))
         if self.progress is not None:
-            counts: dict[str, list[int]] = {}
-            for rec in records:
-                c = counts.setdefault(rec["cell_id"], [0, 0, 0])
-                c[0] += 1
-                c[1] += rec["error"] is not None
-                c[2] += rec["error"] is None and not rec["parse_ok"]
-            self.progress.add.remote(counts)
+            self.progress.add.remote(tally(rows, records), time.time())
         yield pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
 
     async def _record(self, row: dict) -> dict:
@@ -110,6 +111,25 @@ class JudgeStage:
 
     def _body(self, rubric: Rubric, row: dict, response: str, model_id: str | None = None) -> dict:
         return judge_body(rubric, row, response, model_id or self.cfg.target.model_id, self.cfg)
+
+
+def tally(rows: list[dict], records: list[dict]) -> dict[str, list[int]]:
+    """cell id → [records, errors, parse failures, completion tokens generated now]; a cached answer counts none,
+    and a generation fanned out to guardrail arms counts once (on the unguarded arm)."""
+    counts: dict[str, list[int]] = {}
+    for row, rec in zip(rows, records):
+        c = counts.setdefault(rec["cell_id"], [0, 0, 0, 0])
+        c[0] += 1
+        c[1] += rec["error"] is not None
+        c[2] += rec["error"] is None and not rec["parse_ok"]
+        fresh = "reused_judgement" not in row and rec.get("guardrail") in (None, NONE_ARM)
+        c[3] += int(rec.get("completion_tokens") or 0) if fresh else 0
+    return counts
+
+
+def needs_call(row: dict) -> bool:
+    """Whether `row` is sent to the judge: a judged benchmark, a generated answer, no reused judgement."""
+    return row["benchmark_kind"] != "mcq" and row.get("error") is None and not row.get("reused_judgement")
 
 
 def judge_body(rubric: Rubric, row: dict, response: str, model_id: str, cfg) -> dict:

@@ -14,20 +14,30 @@ from evalsvc.store.documents import CellStatus, StatusDoc
 
 
 class ProgressCounter:
-    """Ray actor body: cell_id → [done, errors, parse_failures]."""
+    """Ray actor body: cell_id → [done, errors, parse_failures, completion tokens generated], and when the first
+    answers and records arrived."""
 
     def __init__(self):
         self.counts: dict[str, list[int]] = {}
+        self.times: dict[str, float] = {}  # event → earliest UNIX time a stage reported it
 
-    def add(self, delta: dict[str, list[int]]) -> None:
-        for cell, (done, errors, unparsed) in delta.items():
-            c = self.counts.setdefault(cell, [0, 0, 0])
-            c[0] += done
-            c[1] += errors
-            c[2] += unparsed
+    def add(self, delta: dict[str, list[int]], at: float | None = None) -> None:
+        for cell, values in delta.items():  # 3 numbers, or 4 with the tokens
+            c = self.counts.setdefault(cell, [0, 0, 0, 0])
+            for i, v in enumerate(values):
+                c[i] += v
+        if at is not None:
+            self.mark("first_record", at)
+            self.times["last_record"] = max(self.times.get("last_record", at), at)
+
+    def mark(self, event: str, at: float) -> None:
+        self.times[event] = min(self.times.get(event, at), at)
 
     def snapshot(self) -> dict[str, list[int]]:
         return self.counts
+
+    def events(self) -> dict[str, float]:
+        return self.times
 
 
 def start_counter(name: str):
@@ -43,12 +53,12 @@ def now() -> str:
 def status_doc(plan: Plan, run_id: str, state: str, counts: dict[str, list[int]], done_before: dict[str, int]) -> StatusDoc:
     cells = []
     for c in plan.cells:
-        done, errors, unparsed = counts.get(c.cell_id, [0, 0, 0])
+        done, errors, unparsed, tokens = [*counts.get(c.cell_id, []), 0, 0, 0, 0][:4]
         cells.append(
             CellStatus(
                 cell_id=c.cell_id, model=c.model, benchmark=c.benchmark, strategy=c.strategy, guardrail=c.guardrail,
                 total=c.generations, done=min(c.generations, done + done_before.get(c.cell_id, 0)),
-                errors=errors, parse_failures=unparsed,
+                errors=errors, parse_failures=unparsed, completion_tokens=tokens,
             )
         )  # fmt: skip
     return StatusDoc(run_id=run_id, state=state, updated=now(), done=sum(c.done for c in cells),
