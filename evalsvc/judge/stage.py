@@ -59,14 +59,16 @@ class JudgeStage:
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
         rows = batch.to_pylist()
-        if self.progress is not None and not self.seen_rows:
-            self.progress.mark.remote("first_generation", time.time())  # the run's timeline keeps the earliest
+        if self.progress is not None:  # answers count as generated on arrival, records once judged
+            if not self.seen_rows:
+                self.progress.mark.remote("first_generation", time.time())  # the run's timeline keeps the earliest
+            self.progress.add.remote(arrivals(rows))
         self.seen_rows = True
         if any(needs_call(r) for r in rows):  # a judge still starting in the background: answers wait here
             await ready([self.client] if self.client is not None else self.jurors.values())
         records = await asyncio.gather(*(self._record(r) for r in rows))
         if self.progress is not None:
-            self.progress.add.remote(tally(rows, records), time.time())
+            self.progress.add.remote(tally(records), time.time())
         yield pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
 
     async def _record(self, row: dict) -> dict:
@@ -113,17 +115,26 @@ class JudgeStage:
         return judge_body(rubric, row, response, model_id or self.cfg.target.model_id, self.cfg)
 
 
-def tally(rows: list[dict], records: list[dict]) -> dict[str, list[int]]:
-    """cell id → [records, errors, parse failures, completion tokens generated now]; a cached answer counts none,
-    and a generation fanned out to guardrail arms counts once (on the unguarded arm)."""
+def tally(records: list[dict]) -> dict[str, list[int]]:
+    """cell id → [records, errors, parse failures] of finished records."""
     counts: dict[str, list[int]] = {}
-    for row, rec in zip(rows, records):
-        c = counts.setdefault(rec["cell_id"], [0, 0, 0, 0])
+    for rec in records:
+        c = counts.setdefault(rec["cell_id"], [0, 0, 0])
         c[0] += 1
         c[1] += rec["error"] is not None
         c[2] += rec["error"] is None and not rec["parse_ok"]
-        fresh = "reused_judgement" not in row and rec.get("guardrail") in (None, NONE_ARM)
-        c[3] += int(rec.get("completion_tokens") or 0) if fresh else 0
+    return counts
+
+
+def arrivals(rows: list[dict]) -> dict[str, list[int]]:
+    """cell id → [0, 0, 0, completion tokens generated now, answers arrived]: a cached answer adds no tokens, and
+    a generation fanned out to guardrail arms adds its tokens once (on the unguarded arm)."""
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        c = counts.setdefault(row["cell_id"], [0, 0, 0, 0, 0])
+        fresh = "reused_judgement" not in row and row.get("guardrail") in (None, NONE_ARM)
+        c[3] += int(row.get("completion_tokens") or 0) if fresh else 0
+        c[4] += 1
     return counts
 
 

@@ -14,16 +14,16 @@ from evalsvc.store.documents import CellStatus, StatusDoc
 
 
 class ProgressCounter:
-    """Ray actor body: cell_id → [done, errors, parse_failures, completion tokens generated], and when the first
-    answers and records arrived."""
+    """Ray actor body: cell_id → [done, errors, parse_failures, completion tokens, answers generated], and when the
+    first answers and records arrived. Stages add 3 numbers (finished records) or all 5 (answers arriving)."""
 
     def __init__(self):
         self.counts: dict[str, list[int]] = {}
         self.times: dict[str, float] = {}  # event → earliest UNIX time a stage reported it
 
     def add(self, delta: dict[str, list[int]], at: float | None = None) -> None:
-        for cell, values in delta.items():  # 3 numbers, or 4 with the tokens
-            c = self.counts.setdefault(cell, [0, 0, 0, 0])
+        for cell, values in delta.items():
+            c = self.counts.setdefault(cell, [0, 0, 0, 0, 0])
             for i, v in enumerate(values):
                 c[i] += v
         if at is not None:
@@ -53,12 +53,13 @@ def now() -> str:
 def status_doc(plan: Plan, run_id: str, state: str, counts: dict[str, list[int]], done_before: dict[str, int]) -> StatusDoc:
     cells = []
     for c in plan.cells:
-        done, errors, unparsed, tokens = [*counts.get(c.cell_id, []), 0, 0, 0, 0][:4]
+        done, errors, unparsed, tokens, generated = [*counts.get(c.cell_id, []), 0, 0, 0, 0, 0][:5]
+        before = done_before.get(c.cell_id, 0)
         cells.append(
             CellStatus(
                 cell_id=c.cell_id, model=c.model, benchmark=c.benchmark, strategy=c.strategy, guardrail=c.guardrail,
-                total=c.generations, done=min(c.generations, done + done_before.get(c.cell_id, 0)),
-                errors=errors, parse_failures=unparsed, completion_tokens=tokens,
+                total=c.generations, done=min(c.generations, done + before), errors=errors, parse_failures=unparsed,
+                generated=min(c.generations, max(generated, done) + before), completion_tokens=tokens,
             )
         )  # fmt: skip
     return StatusDoc(run_id=run_id, state=state, updated=now(), done=sum(c.done for c in cells),

@@ -60,6 +60,7 @@ class CellStatus(_Doc):
     done: int = Field(description="Records written (or resumed) so far.")
     errors: int = Field(0, description="Records with a generation or judge error.")
     parse_failures: int = Field(0, description="Records whose judge answer did not parse.")
+    generated: int = Field(0, description="Answers generated (or taken from the cache), judged or waiting for the judge.")
     completion_tokens: int = Field(0, description="Tokens of the answers this run generated so far (not cached ones).")
 
 
