@@ -78,17 +78,7 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
                             "check that the manifest's models, benchmarks and strategies match the run")  # fmt: skip
         run.doc.reuse = reuse.report()
         run.save()
-        # The judge's and guards' Serve apps start in the background; candidates generate meanwhile and their
-        # answers wait in the judge (guard) stage until its app is RUNNING.
-        startup = AppStartup(f"evalsvc-apps-{layout.run_id}", on_event=run.mark)
-        judge_target = None
-        if reuse.judge_calls or calibration_items:
-            judge_target = judge_setup.prepare(plan, local_ray=run.local_ray, startup=startup)
-            if judge_target is not None and not opts.keep_judge:
-                run.on_close(lambda: judge_setup.teardown(judge_target))
-        guards = _guards(plan, reuse, run, opts.keep_judge, startup)
-        run.on_close(startup.stop)  # registered last, called first: no app is still being started at teardown
-        apps.launch(startup, run.local_ray)
+        startup, judge_target, guards = _start_apps(plan, layout, reuse, run, opts, bool(calibration_items))
         jcfg = judge_config(plan, layout.run_id, judge_target, run.progress_actor)
         try:
             _run_engines(plan, layout, out.conn, jcfg, reuse, guards)
@@ -104,6 +94,21 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
     summary, table = write_summary(layout, out.conn, out.control)
     status = out.control.get_json(layout.status_json) or {}
     return RunResult(layout.run_id, layout.uri, run.doc.state, status, summary, run.doc.to_json(), table)
+
+
+def _start_apps(plan: Plan, layout: RunLayout, reuse: ReusePlan, run, opts: RunOptions, calibrating: bool):
+    """The judge's and guards' Serve apps, started in the background: candidates generate meanwhile and their
+    answers wait in the judge (guard) stage until its app is RUNNING. Returns (startup, judge target, guards)."""
+    startup = AppStartup(f"evalsvc-apps-{layout.run_id}", on_event=run.mark)
+    judge_target = None
+    if reuse.judge_calls or calibrating:
+        judge_target = judge_setup.prepare(plan, local_ray=run.local_ray, startup=startup)
+        if judge_target is not None and not opts.keep_judge:
+            run.on_close(lambda: judge_setup.teardown(judge_target))
+    guards = _guards(plan, reuse, run, opts.keep_judge, startup)
+    run.on_close(startup.stop)  # registered last, called first: no app is still being started at teardown
+    apps.launch(startup, run.local_ray)
+    return startup, judge_target, guards
 
 
 def check_before_engines(plan: Plan, conn: S3Conn) -> None:
