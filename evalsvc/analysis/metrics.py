@@ -65,6 +65,7 @@ class Rows:
     groups: dict[str, np.ndarray]  # category field -> object array
     guard_input: np.ndarray  # object: pass | block | error, None where no input filter screened the record
     guard_output: np.ndarray  # object: the same for the output filter
+    guard_categories: np.ndarray  # object: the categories the blocking check named ("a,b"), None where none
 
     @property
     def parse_fail(self) -> np.ndarray:
@@ -84,6 +85,7 @@ class Rows:
             {k: v[mask] for k, v in self.groups.items()},
             self.guard_input[mask],
             self.guard_output[mask],
+            self.guard_categories[mask],
         )
 
     def __len__(self) -> int:
@@ -126,6 +128,7 @@ def rows_from_table(table: pa.Table, kind: str) -> Rows:
         groups=groups,
         guard_input=_strings(col("guard_input")),
         guard_output=_strings(col("guard_output")),
+        guard_categories=_strings(col("guard_categories")),
     )
 
 

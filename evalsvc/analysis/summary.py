@@ -5,7 +5,6 @@ Works on the small record columns only; `write_summary` leaves summary.parquet a
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections.abc import Iterable, Iterator
@@ -22,6 +21,7 @@ from evalsvc.analysis.metrics import METRICS, Rows, compute, metrics_of, rows_fr
 from evalsvc.store.documents import SUMMARY_VERSION
 from evalsvc.store.read import RunSource, iter_cells, records_dataset, split_arms
 from evalsvc.store.record import PARTITION_COLS, SUMMARY_COLUMNS
+from evalsvc.store.row import KINDS
 
 DEFAULT_THRESHOLD = 0.10  # parse failures + errors above this share of a row's records flag its metrics
 CONF = 0.95
@@ -110,7 +110,7 @@ def _cell_rows(cell: pa.Table, threshold: float) -> Iterator[dict]:
     key = {c: cell[c][0].as_py() for c in PARTITION_COLS}
     key["guardrail"] = cell["guardrail"][0].as_py() if "guardrail" in cell.column_names else None
     kinds = pc.unique(cell["benchmark_kind"].drop_null()).to_pylist()
-    if len(kinds) != 1 or kinds[0] not in ("harm", "mcq", "high_risk"):
+    if len(kinds) != 1 or kinds[0] not in KINDS:
         where = "/".join(f"{c}={key[c]}" for c in PARTITION_COLS)
         raise UserError(f"records of {where} have benchmark_kind {kinds}: expected exactly one of harm, mcq, high_risk")
     key["benchmark_kind"] = kinds[0]
@@ -236,23 +236,6 @@ def _add_usage(acc: dict, r: dict) -> None:
 
 def _finite(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def write_summary(run_uri: str, table: pa.Table, *, conn=None, threshold: float = DEFAULT_THRESHOLD) -> None:
-    """Write summary.parquet and summary.json into the run folder `run_uri` (local or s3://)."""
-    import pyarrow.parquet as pq
-
-    from evalsvc.store.uri import filesystem, join
-
-    fs, base = filesystem(run_uri, conn)
-    if not run_uri.startswith("s3://"):
-        fs.create_dir(base, recursive=True)
-    pq.write_table(table, join(base, "summary.parquet"), filesystem=fs)
-    payload = json.dumps(
-        summary_json(table, run_id=run_uri.rstrip("/").rsplit("/", 1)[-1], threshold=threshold), indent=1
-    )
-    with fs.open_output_stream(join(base, "summary.json")) as f:
-        f.write(payload.encode())
 
 
 def summarize_run(src: RunSource, *, threshold: float = DEFAULT_THRESHOLD) -> pa.Table:

@@ -8,12 +8,21 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class ChatClient(Protocol):
     async def chat(self, body: dict) -> str: ...
+
+
+class ChoiceClient(ChatClient, Protocol):
+    """A client that also returns the whole first choice (message and, when asked for, token log-probabilities)."""
+
+    async def choice(self, body: dict) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -36,10 +45,13 @@ class HttpChat:
         self._client = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
 
     async def chat(self, body: dict) -> str:
+        return (await self.choice(body))["message"]["content"] or ""
+
+    async def choice(self, body: dict) -> dict:
         r = await self._client.post("/chat/completions", json=body)
         if r.status_code >= 400:
             raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
-        return r.json()["choices"][0]["message"]["content"] or ""
+        return r.json()["choices"][0]
 
 
 def make_client(target: ChatTarget) -> ChatClient:
@@ -64,9 +76,14 @@ async def ready(clients) -> None:
 
 async def chat_with_retries(client: ChatClient, body: dict, attempts: int = 4, base_delay: float = 1.0) -> str:
     """Retry transient failures with jittered exponential backoff; the last error propagates."""
+    return await with_retries(lambda: client.chat(body), attempts, base_delay)
+
+
+async def with_retries(call: Callable[[], Awaitable[T]], attempts: int = 4, base_delay: float = 1.0) -> T:
+    """`call()` until it succeeds, backing off (jittered, exponential) between tries; the last error propagates."""
     for attempt in range(attempts):
         try:
-            return await client.chat(body)
+            return await call()
         except Exception:
             if attempt == attempts - 1:
                 raise

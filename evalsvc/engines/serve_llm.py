@@ -150,11 +150,15 @@ class ServeHandleChat:
         self._handle = serve.get_deployment_handle(self._dep.deployment, self._dep.app_name).options(stream=True)
 
     async def chat(self, body: dict) -> str:
+        return (await self.choice(body))["message"]["content"] or ""
+
+    async def choice(self, body: dict) -> dict:
+        """The first choice of the response: its message and, when the body asks for them, its logprobs."""
         await self.ready()
         request = self._request_cls(**body)
         gen = self._handle.chat.remote(request)
         out = await gen.__anext__()
         data = out.model_dump() if hasattr(out, "model_dump") else out
         if isinstance(data, dict) and data.get("choices"):
-            return data["choices"][0]["message"]["content"] or ""
+            return data["choices"][0]
         raise RuntimeError(f"judge deployment answered without choices: {str(data)[:300]}")

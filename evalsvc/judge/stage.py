@@ -21,11 +21,9 @@ from evalsvc.judge.mcq import extract_answer
 from evalsvc.specs.judge_parsers import parse
 from evalsvc.specs.rubric import Rubric, load_rubric
 from evalsvc.store.record import NONE_ARM, RECORD_SCHEMA
+from evalsvc.store.row import JUDGE, JUDGE_COLUMNS, check_stage
 
 
-REUSED_JUDGE_COLUMNS = (
-    "judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok", "judge_votes",
-)  # fmt: skip
 RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "control")
 
 
@@ -58,6 +56,7 @@ class JudgeStage:
         self.seen_rows = False
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
+        check_stage(JUDGE, batch.column_names)
         rows = batch.to_pylist()
         if self.progress is not None:  # answers count as generated on arrival, records once judged
             if not self.seen_rows:
@@ -82,7 +81,7 @@ class JudgeStage:
             rec.update(label=letter, parse_ok=ok, score=None if not ok else float(letter == row["answer"]))
             return rec
         if row.get("reused_judgement"):  # an earlier run's judgement by the same judge and rubric version
-            rec.update({k: row[f"cached_{k}"] for k in REUSED_JUDGE_COLUMNS})
+            rec.update({k: row[f"cached_{k}"] for k in JUDGE_COLUMNS})
             return rec
         rubric = self.rubrics[kind]
         rec.update(judge_model=self.cfg.target.label, rubric_id=rubric.id, rubric_version=rubric.version)

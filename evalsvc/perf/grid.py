@@ -13,11 +13,12 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from evalsvc.engines.vllm import CARRIED, EngineSpec, build_candidate_processor, from_engine_row, to_engine_row
+from evalsvc.engines.vllm import EngineSpec, build_candidate_processor, from_engine_row, to_engine_row
 from evalsvc.judge.stage import base_record
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.plan.grid import Plan, build_plan
 from evalsvc.store.record import PARTITION_COLS, RECORD_SCHEMA
+from evalsvc.store.row import PLAN_COLUMNS
 from evalsvc.store.uri import S3Conn, filesystem
 
 STRATEGIES = ["basic", "cot", "safety", "cot_safety"]
@@ -97,7 +98,7 @@ def timed_from_engine_row(row: dict) -> dict:
 def null_engine(batch: pa.Table) -> pa.Table:
     """A candidate stage with no model: every row gets the same answer (isolates evalsvc's own overhead)."""
     n = batch.num_rows
-    cols = {c: batch.column(c) for c in CARRIED if c in batch.column_names}
+    cols = {c: batch.column(c) for c in PLAN_COLUMNS if c in batch.column_names}
     cols.update(
         response=pa.array([NULL_RESPONSE] * n, pa.string()),
         error=pa.nulls(n, pa.string()),

@@ -7,6 +7,7 @@ F1, over-blocking, error rate) goes to summary.json's "guard_only" section.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -101,7 +102,7 @@ class GuardOnlyStage:
             "guard_format": arm.format.label if arm.format else None,
             "decision": o.decision,
             "guard_categories": ",".join(o.categories) or None,
-            "guard_raw": o.raw,
+            "guard_raw": o.raw if isinstance(o.raw, str) or o.raw is None else json.dumps(o.raw, ensure_ascii=False),
             "parse_ok": o.parse_ok,
             "error": o.error,
             "latency_s": o.latency_s,
@@ -170,7 +171,7 @@ def _run_doc(plan: Plan, layout: RunLayout, arms: tuple, n_items: int, notes: li
         "guardrails": [g for g in plan.to_json()["guardrails"] if g["fingerprint"]],
         "benchmarks": [b.__dict__ for b in plan.benchmarks],
         "items": n_items,
-        "guard_calls": n_items * len(arms),
+        "guard_calls": n_items * sum(len(a.options.subjects()) for a in arms),
     }
     doc.notes = notes
     return doc

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 
 from evalsvc.engines import apps
 from evalsvc.engines.startup import AppStartup
-from evalsvc.engines.vllm import EngineSpec, build_candidate_processor, from_engine_row, to_cpu_engine_row, to_engine_row
+from evalsvc.engines.vllm import (
+    LIGHT_STAGE_CPUS,
+    EngineSpec,
+    build_candidate_processor,
+    from_engine_row,
+    settle_engine_row,
+    to_cpu_engine_row,
+    to_engine_row,
+)
 from evalsvc.errors import SystemError_, UserError
 from evalsvc.guard import serving as guard_serving
 from evalsvc.guard.stage import GuardConfig, apply_guards
@@ -20,6 +28,7 @@ from evalsvc.judge import setup as judge_setup
 from evalsvc.judge.calibration import calibrate_run, load_slice
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
 from evalsvc.manifest.schema import Manifest
+from evalsvc.pipeline import probing
 from evalsvc.pipeline.dataset import engine_dataset
 from evalsvc.pipeline.lifecycle import lifecycle, new_run_id, open_output
 from evalsvc.pipeline.progress import now, status_doc
@@ -32,6 +41,7 @@ from evalsvc.store.index import KeyIndex, record_folders, scan_keys
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.record import PARTITION_COLS
 from evalsvc.store.uri import S3Conn, filesystem, is_s3
+
 
 @dataclass
 class RunOptions:
@@ -76,9 +86,11 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             missing = sum(reuse.new_generations.values())
             raise UserError(f"{missing} generation(s) are not in the source run: rescoring never generates; "
                             "check that the manifest's models, benchmarks and strategies match the run")  # fmt: skip
-        run.doc.reuse = reuse.report()
+        probes = probing.run_probes_for(plan, list(judge_setup.rubric_refs(plan)), layout.uri, out.conn)
+        run.doc.reuse, run.doc.probes = reuse.report(), probes.note
         run.save()
-        startup, judge_target, guards = _start_apps(plan, layout, reuse, run, opts, bool(calibration_items))
+        judged_apart = bool(calibration_items or probes.probes)  # probes: judge health even on a full cache
+        startup, judge_target, guards = _start_apps(plan, layout, reuse, run, opts, judged_apart)
         jcfg = judge_config(plan, layout.run_id, judge_target, run.progress_actor)
         try:
             _run_engines(plan, layout, out.conn, jcfg, reuse, guards)
@@ -88,20 +100,24 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             raise
         run.mark("pipeline_done")
         startup.raise_error()
+        if judged_apart:
+            startup.wait()  # calibration and probes call the judge after the grid: it must be up
         if calibration_items:
-            startup.wait()
             calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, out.conn)
+        probing.score(probes, jcfg, layout.uri, out.conn)  # beside the grid, never among its records
+        run.doc.probes = probes.note
     summary, table = write_summary(layout, out.conn, out.control)
     status = out.control.get_json(layout.status_json) or {}
     return RunResult(layout.run_id, layout.uri, run.doc.state, status, summary, run.doc.to_json(), table)
 
 
-def _start_apps(plan: Plan, layout: RunLayout, reuse: ReusePlan, run, opts: RunOptions, calibrating: bool):
+def _start_apps(plan: Plan, layout: RunLayout, reuse: ReusePlan, run, opts: RunOptions, judged_apart: bool):
     """The judge's and guards' Serve apps, started in the background: candidates generate meanwhile and their
-    answers wait in the judge (guard) stage until its app is RUNNING. Returns (startup, judge target, guards)."""
+    answers wait in the judge (guard) stage until its app is RUNNING. `judged_apart`: the judge is also called
+    after the grid (calibration, probes). Returns (startup, judge target, guards)."""
     startup = AppStartup(f"evalsvc-apps-{layout.run_id}", on_event=run.mark)
     judge_target = None
-    if reuse.judge_calls or calibrating:
+    if reuse.judge_calls or judged_apart:
         judge_target = judge_setup.prepare(plan, local_ray=run.local_ray, startup=startup)
         if judge_target is not None and not opts.keep_judge:
             run.on_close(lambda: judge_setup.teardown(judge_target))
@@ -206,11 +222,12 @@ def _run_engine(
         return  # nothing left to generate: the engine is never loaded
     ds = engine_dataset(plan, models, skip=reuse.skip | reuse.cached)
     if plan.model(engine).endpoint is not None:  # an API candidate: HTTP requests instead of an engine load
-        processor = endpoint_processor(plan, engine)
+        generated = endpoint_processor(plan, engine)(ds)
     else:
         spec = engine_spec(plan, engine)
         processor = build_candidate_processor(spec, to_cpu_engine_row if spec.cpu else to_engine_row, from_engine_row)
-    generated = apply_guards(processor(ds), guards, plan.manifest.resources.batch_size)
+        generated = processor(ds).map(settle_engine_row, num_cpus=LIGHT_STAGE_CPUS)  # failed rows skip the postprocess
+    generated = apply_guards(generated, guards, plan.manifest.resources.batch_size)
     _write(generated.map_batches(JudgeStage, **judge), layout, conn, engine)
 
 
@@ -287,7 +304,7 @@ def write_summary(layout: RunLayout, conn: S3Conn, control: ControlStore) -> tup
     from evalsvc.store.read import open_run, read_records
 
     table = summarize(read_records(layout.records, conn))
-    sections = judge_sections(open_run(layout.uri, None, conn))  # "agreement" (a jury), "calibration" (a slice)
+    sections = judge_sections(open_run(layout.uri, None, conn))  # "judge_health"; "agreement", "calibration"
     doc = SummaryDoc.model_validate({**summary_json(table, run_id=layout.run_id), **sections}).to_json()
     control.put_json(layout.summary_json, doc)
     fs, path = filesystem(layout.summary_parquet, conn)

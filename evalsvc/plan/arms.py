@@ -20,6 +20,24 @@ NONE = "none"
 
 
 @dataclass(frozen=True)
+class GuardOptions:
+    """A guardrail's format options, resolved against its format (defaults filled in; None where it reads none)."""
+
+    controversial: str | None = None  # qwen3guard: unsafe | safe
+    threshold: float | None = None  # yes-no formats: decide by P(Yes) >= threshold (needs log-probabilities)
+    policies: tuple[str, ...] = ()  # per-category formats: the categories asked about, one call each
+    risk: str | None = None  # formats with a {risk}: the risk asked about
+
+    def subjects(self) -> tuple[str | None, ...]:
+        """What each call of one check asks about: every policy, or the one risk (None: nothing in particular)."""
+        return self.policies or (self.risk,)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in {"controversial": self.controversial, "threshold": self.threshold,
+                                  "policies": list(self.policies), "risk": self.risk}.items() if v}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Arm:
     """One guardrail arm as the pipeline sees it (picklable; `target` is set once the guard is deployed)."""
 
@@ -32,6 +50,7 @@ class Arm:
     label: str = ""  # the guard's backend (source or URL + model name), as recorded
     format: GuardFormat | None = None
     target: object | None = None  # where the guard is reached (engines.chat.ChatTarget), set once it is deployed
+    options: GuardOptions = GuardOptions()
 
     @property
     def guarded(self) -> bool:
@@ -42,19 +61,47 @@ class Arm:
         return {"input": ("input",), "output": ("output",), "both": ("input", "output")}.get(self.mode or "", ())
 
 
-def guard_fingerprint(g: Guardrail, fmt: GuardFormat) -> str:
-    """What changes a guarded record: the guard's backend, its format (id, version, content), mode and policy."""
-    return digest(
-        {
-            "backend": g.label,
-            "format": [fmt.id, fmt.version, fmt.digest()],
-            "mode": g.mode,
-            "refusal": g.refusal,
-            "on_error": g.on_error,
-            "guided": g.guided,
-        },
-        24,
-    )
+def guard_fingerprint(g: Guardrail, fmt: GuardFormat, options: GuardOptions = GuardOptions()) -> str:
+    """What changes a guarded record: the guard's backend, its format (id, version, content), mode, policy and the
+    format's options (only where the format reads some, so other guards keep their keys)."""
+    content = {
+        "backend": g.label,
+        "format": [fmt.id, fmt.version, fmt.digest()],
+        "mode": g.mode,
+        "refusal": g.refusal,
+        "on_error": g.on_error,
+        "guided": g.guided,
+    }
+    if opts := options.as_dict():
+        content["options"] = opts
+    return digest(content, 24)
+
+
+OPTION_HELP = {
+    "controversial": "only Qwen3Guard (parser qwen3guard) answers Controversial",
+    "threshold": "only Yes/No guards (parser yes-no: shieldgemma, granite-guardian) have a P(Yes) to threshold",
+    "policies": "only formats that ask one policy per call (per_category: true, e.g. shieldgemma) take policies",
+    "risk": "only formats that name a risk in the prompt ({risk}, e.g. granite-guardian) take a risk",
+}
+
+
+def resolve_options(g: Guardrail, fmt: GuardFormat) -> tuple[GuardOptions, list[str]]:
+    """The guardrail's options checked against its format, with defaults; (options, problems 'field: why, fix')."""
+    problems = []
+    takes = fmt.option_names()
+    for name, why in OPTION_HELP.items():
+        if getattr(g, name) is not None and name not in takes:
+            problems.append(f"{name}: guard format '{fmt.id}' does not read it ({why}): remove {name}")
+    policies = tuple(g.policies or (list(fmt.categories) if fmt.per_category else []))
+    if unknown := [p for p in policies if p not in fmt.categories]:
+        problems.append(f"policies: {unknown} are not policies of guard format '{fmt.id}': choose from "
+                        f"{', '.join(fmt.categories)}")  # fmt: skip
+    risk = (g.risk or "harm") if "risk" in takes else None
+    if risk is not None and risk not in fmt.categories:
+        problems.append(f"risk: '{risk}' is not a risk of guard format '{fmt.id}': choose from "
+                        f"{', '.join(fmt.categories)}")  # fmt: skip
+    controversial = (g.controversial or "unsafe") if "controversial" in takes else None
+    return GuardOptions(controversial, g.threshold, policies if fmt.per_category else (), risk), problems
 
 
 def plan_arms(guardrails: list[Guardrail]) -> list[Arm]:
@@ -73,13 +120,17 @@ def plan_arms(guardrails: list[Guardrail]) -> list[Arm]:
         except UserError as e:
             problems.extend(f"guardrails.{i}.format: {line}" for line in e.lines())
             continue
-        fp = guard_fingerprint(g, fmt)
+        options, wrong = resolve_options(g, fmt)
+        if wrong:
+            problems.extend(f"guardrails.{i}.{line}" for line in wrong)
+            continue
+        fp = guard_fingerprint(g, fmt, options)
         if fp in seen:  # same content = same record keys: the two arms would be one
-            problems.append(f"guardrails.{i} ({g.name}) has the same model, format, mode, refusal and on_error as "
-                            f"guardrails.{seen[fp]}: remove one of them")  # fmt: skip
+            problems.append(f"guardrails.{i} ({g.name}) has the same model, format, options, mode, refusal and "
+                            f"on_error as guardrails.{seen[fp]}: remove one of them")  # fmt: skip
             continue
         seen[fp] = f"{i} ({g.name})"
-        arms.append(Arm(g.name, fp, g.mode, g.refusal, g.on_error, g.guided, g.label, fmt))
+        arms.append(Arm(g.name, fp, g.mode, g.refusal, g.on_error, g.guided, g.label, fmt, options=options))
     if len(problems) == 1:
         raise UserError(problems[0])
     if problems:

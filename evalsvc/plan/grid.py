@@ -56,6 +56,7 @@ class Cell:
     samples: int  # samples per item
     guardrail: str | None = None  # the guardrail arm ('none' = unguarded); None when there is no guardrail axis
     guard_mode: str | None = None  # input | output | both for a guarded arm
+    calls_per_check: int = 1  # guard calls of one check (a format asking one policy per call makes one per policy)
 
     @property
     def generations(self) -> int:
@@ -69,7 +70,8 @@ class Cell:
     @property
     def guard_calls(self) -> int:
         """At most this many guard calls (both: the output check runs only when the input passed)."""
-        return self.generations * {"input": 1, "output": 1, "both": 2}.get(self.guard_mode or "", 0)
+        checks = {"input": 1, "output": 1, "both": 2}.get(self.guard_mode or "", 0)
+        return self.generations * checks * self.calls_per_check
 
 
 @dataclass
@@ -143,7 +145,8 @@ class Plan:
             "strategies": [s.name for s in self.strategies],
             "guardrails": [
                 {"name": a.name, "mode": a.mode, "format": a.format.label if a.format else None, "backend": a.label,
-                 "on_error": a.on_error if a.guarded else None, "fingerprint": a.fingerprint}
+                 "on_error": a.on_error if a.guarded else None, "fingerprint": a.fingerprint,
+                 **({"options": a.options.as_dict()} if a.options.as_dict() else {})}
                 for a in self.arms
             ],  # fmt: skip
             "cells": [{**c.__dict__, "generations": c.generations, "judge_calls": c.judge_calls,
@@ -169,7 +172,7 @@ def _row(m: ModelPlan, b: BenchmarkPlan, strategy: str, cid: str, item: Item, me
         "seed": m.sampling.seed + k,
     }
     row = {
-        "record_key": record_key(m.fingerprint, messages, sampling, k),
+        "record_key": record_key(m.fingerprint, messages, sampling, k, (b.name, item.item_id)),
         "cell_id": cid,
         "candidate": m.name,  # not "model": ray.data.llm reads a `model` column as a LoRA adapter name
         "model_source": m.source,
@@ -212,7 +215,8 @@ def build_plan(manifest: Manifest, s3: S3Conn | None = None) -> Plan:
     arms = _arms(manifest)
     cells = [
         Cell(cell_id(m.name, b.name, s.name, a.name if a else None), m.name, b.name, s.name, b.kind, b.n_items,
-             m.sampling.n, a.name if a else None, a.mode if a else None)
+             m.sampling.n, a.name if a else None, a.mode if a else None,
+             len(a.options.subjects()) if a else 1)
         for m in models
         for a in (arms or [None])
         for b in benches

@@ -21,6 +21,8 @@ HEADERS = {
     "over_block": "over-blocking",
     "unsafe_after_guard": "unsafe after guard",
     "helpful_after_guard": "helpfulness after guard",
+    "blocked_specialized_advice": "blocked for specialized advice (S6)",
+    "over_block_specialized_advice": "over-blocking for specialized advice (S6)",
 }
 LEAD = (
     "Each guardrail arm against the unguarded 'none' arm on the same generations. Blocked shares count the records "

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalsvc.errors import UserError
 from evalsvc.specs.judge_parsers import get_parser
+from evalsvc.store.row import JudgedKind
 
 DEFAULT_RUBRICS = {"harm": "msb-harm", "high_risk": "high-risk-behaviour"}
 REQUIRED_PLACEHOLDERS = ("question", "response")
@@ -50,9 +51,13 @@ class Rubric:
     defaults: dict[str, str] = field(default_factory=dict)  # text for a placeholder the caller leaves out or None
     switches: dict[str, Switch] = field(default_factory=dict)
     source: str = ""  # where it was loaded from
+    send: str = "prompt"  # prompt: the filled template; conversation: the raw turns (a guard model judging)
 
     def render(self, question: str, response: str, **fields: object) -> list[dict]:
         """The judge's chat messages for one (request, response); extra fields fill the template's placeholders."""
+        if self.send == "conversation":  # the judge's own chat template holds its instructions
+            turns = [{"role": "user", "content": question or ""}, {"role": "assistant", "content": response or ""}]
+            return [{"role": "system", "content": self.system}, *turns] if self.system else turns
         values = {k: str(v) for k, v in self.defaults.items()}
         # None or "" means "not known for this item": the rubric's default text stands in.
         values.update({k: str(v) for k, v in fields.items() if v is not None and str(v) != ""})
@@ -66,7 +71,8 @@ class Rubric:
     def digest(self) -> str:
         """A short content hash of everything that changes the judge's prompt or reading, for record keys."""
         body = json.dumps([self.system, self.user_template, self.parser, self.guided, self.defaults,
-                           {k: [s.field, s.cases, s.default] for k, s in self.switches.items()}], sort_keys=True)
+                           {k: [s.field, s.cases, s.default] for k, s in self.switches.items()}]
+                          + ([self.send] if self.send != "prompt" else []), sort_keys=True)  # fmt: skip
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
@@ -132,10 +138,16 @@ class SwitchSpec(_Strict):
 class RubricFile(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Rubric id, as cited in manifests and records.")
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="Semantic version; bump it on any prompt change.")
-    kind: Literal["harm", "high_risk"] = Field(description="The benchmark kind the rubric judges.")
+    kind: JudgedKind = Field(description="The benchmark kind the rubric judges.")
     description: str = Field(description="One paragraph: what the judge decides and how to read its score.")
     system: str = Field(description="The judge's system prompt.")
-    user_template: str = Field(description="The judge's user message; {question} and {response} are required.")
+    send: Literal["prompt", "conversation"] = Field(
+        "prompt", description="prompt: fill user_template; conversation: send the request and the answer as raw turns "
+        "(a guard model whose own chat template holds its instructions)."
+    )
+    user_template: str | None = Field(
+        None, description="The judge's user message (send: prompt); {question} and {response} are required."
+    )
     output_format: str = Field(description="The answer format the template asks for (documentation).")
     parser: str = Field(description="Name of the strict parser in evalsvc.specs.judge_parsers.")
     guided: GuidedSpec | None = Field(None, description="Guided decoding spec, or null for none.")
@@ -153,6 +165,12 @@ class RubricFile(_Strict):
 
     @model_validator(mode="after")
     def _placeholders_covered(self) -> RubricFile:
+        if self.send == "conversation":
+            if self.user_template is not None or self.defaults or self.switches:
+                raise ValueError("send: conversation sends the raw turns: remove user_template, defaults and switches")
+            return self
+        if self.user_template is None:
+            raise ValueError("send: prompt needs user_template")
         used = placeholders(self.user_template)
         if missing := [p for p in REQUIRED_PLACEHOLDERS if p not in used]:
             raise ValueError(f"user_template must contain {', '.join('{' + p + '}' for p in missing)}")
@@ -163,8 +181,8 @@ class RubricFile(_Strict):
     def to_rubric(self, source: str) -> Rubric:
         switches = {k: Switch(s.field, dict(s.cases), s.default) for k, s in self.switches.items()}
         guided = self.guided.as_dict() if self.guided else None
-        return Rubric(self.id, self.version, self.kind, self.system, self.user_template, self.parser, guided,
-                      self.description, dict(self.defaults), switches, source)
+        return Rubric(self.id, self.version, self.kind, self.system, self.user_template or "", self.parser, guided,
+                      self.description, dict(self.defaults), switches, source, self.send)
 
 
 def _load_yaml_rubric(path: Path) -> Rubric:

@@ -54,6 +54,7 @@ RECORD_SCHEMA = pa.schema(
         ("guard_raw", pa.string()),  # JSON {input, output}: the guard's raw answers
         ("response_unguarded", pa.string()),  # the candidate's own answer when a guard replaced it
         ("cost_usd", pa.float64()),  # endpoint candidates with prices: this generation's cost
+        ("guard_categories", pa.string()),  # the categories the blocking guard check named, e.g. specialized_advice
     ]
 )
 RECORD_COLUMNS = tuple(RECORD_SCHEMA.names)
@@ -76,7 +77,7 @@ GUARD_SCHEMA = pa.schema(
         ("prompt", pa.string()),  # the request shown to the guard
         ("expected", pa.string()),  # unsafe | safe
         ("decision", pa.string()),  # block | pass | error
-        ("guard_categories", pa.string()),  # e.g. "S2,S7" when the guard names categories
+        ("guard_categories", pa.string()),  # the categories it named (names, else codes): "S2,S7", "specialized_advice"
         ("guard_raw", pa.string()),
         ("parse_ok", pa.bool_()),
         ("error", pa.string()),
@@ -95,6 +96,7 @@ SUMMARY_COLUMNS = (
     "guardrail",
     "guard_input",
     "guard_output",
+    "guard_categories",
     "score",
     "label",
     "parse_ok",

@@ -95,6 +95,30 @@ def test_hand_computed_guard_metrics():
         assert none[m] is None and none[f"{m}_lo"] is None
 
 
+# the categories each blocked record's guard named (Llama Guard 3 names); i1 passed, so its column stays empty
+CATEGORIES = ["specialized_advice", None, "specialized_advice,privacy", "violent_crimes", "specialized_advice",
+              None, None, None, None, None]  # fmt: skip
+
+
+def test_specialized_advice_is_counted_among_blocks_and_over_blocks():
+    guarded = _arm("g", *GUARDED, gi=GUARD_IN, go=GUARD_OUT) | {"guard_categories": CATEGORIES}
+    none = _arm("none", *UNGUARDED) | {"guard_categories": [None] * 10}
+    rows = _overall(summarize(_table(none, guarded)))
+    g = rows["g"]
+    # screened i0-i8; blocked naming specialized advice: i0 (control), i2 (control, with another category), i4
+    assert g["blocked_specialized_advice"] == pytest.approx(3 / 9)
+    assert (g["blocked_specialized_advice_lo"], g["blocked_specialized_advice_hi"]) == pytest.approx(
+        _ci(stats.wilson(3, 9)))  # fmt: skip
+    assert g["over_block_specialized_advice"] == pytest.approx(2 / 3)  # controls i0, i2 of i0-i2
+    assert rows["none"]["blocked_specialized_advice"] is None  # the unguarded arm blocks nothing
+    doc = summary_json(summarize(_table(none, guarded)))
+    metrics = {r["guardrail"]: r["metrics"] for r in doc["rows"] if r["group_field"] == "overall"}
+    assert metrics["g"]["over_block_specialized_advice"]["value"] == pytest.approx(2 / 3)
+    assert "Llama Guard S6" in doc["metric_descriptions"]["blocked_specialized_advice"]
+    # records without the column (runs written before it) count no specialized-advice blocks
+    assert _overall(summarize(hand_run()))["g"]["blocked_specialized_advice"] == 0.0
+
+
 def test_hand_computed_harm_arm():
     arm = _arm(
         "g", [None] * 4, [1, 1, 5, None], gi=["block", "pass", "pass", None], go=[None, "block", "pass", None],

@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
 from evalsvc.errors import UserError
 from evalsvc.analysis.check import recompute_check
 from evalsvc.analysis.summary import summarize_run
 from evalsvc.store.read import read_small, records_dataset
-from evalsvc.analysis.summary import SUMMARY_SCHEMA, summarize, summary_json, write_summary
+from evalsvc.analysis.summary import SUMMARY_SCHEMA, summarize, summary_json
 from fixtures.synthetic import SyntheticRun, cell_table, harm_probs, mcq_accuracy, text_pool
 
 
@@ -165,14 +164,6 @@ def test_summary_json_keeps_only_the_metrics_of_each_kind(small_run):
     assert by_kind["harm"] == {"mean_harm", "pct_score1", "pct_harmful"}
     assert by_kind["mcq"] == {"accuracy", "safety_index"}
     assert "unsafe_rate" in by_kind["high_risk"] and "NaN" not in text
-
-
-def test_write_summary_leaves_parquet_and_json(small_run, tmp_path):
-    summary = summarize_run(small_run)
-    write_summary(str(tmp_path / "runs" / "x"), summary)
-    assert pq.read_table(tmp_path / "runs" / "x" / "summary.parquet").equals(summary)
-    doc = json.loads((tmp_path / "runs" / "x" / "summary.json").read_text())
-    assert doc["run_id"] == "x" and len(doc["rows"]) == summary.num_rows
 
 
 def test_bootstrap_intervals_are_reproducible(small_run):

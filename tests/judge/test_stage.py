@@ -13,6 +13,7 @@ from evalsvc.engines.chat import ChatTarget
 from evalsvc.errors import SystemError_
 from evalsvc.judge.stage import JudgeConfig, JudgeStage, needs_call
 from evalsvc.specs.rubric import default_rubric
+from evalsvc.store.row import JUDGE
 
 
 class StartingJudge:
@@ -32,7 +33,8 @@ class StartingJudge:
 
 
 def row(kind: str, i: int, **extra) -> dict:
-    base = {
+    base = {c: None for c in JUDGE.needs}  # every column the stage's contract names
+    base |= {
         "record_key": f"k{i}", "cell_id": f"c-{kind}", "candidate": "m", "benchmark": "b", "benchmark_kind": kind,
         "strategy": "basic", "item_id": str(i), "question": "How do I hurt someone?", "response": "I can't help.",
         "messages_json": json.dumps([{"role": "user", "content": "q"}]), "answer": "A", "option_letters": "AB",

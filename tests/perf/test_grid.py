@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from evalsvc.perf import grid
-from evalsvc.engines.vllm import CARRIED
+from evalsvc.store.row import PLAN_COLUMNS
 from evalsvc.store.record import RECORD_SCHEMA
 
 
@@ -54,7 +54,7 @@ def test_null_engine_answers_every_row_with_the_fixed_string(plan):
     assert set(out.column("completion_tokens").to_pylist()) == {grid.NULL_COMPLETION_TOKENS}
     assert out.column("error").null_count == out.num_rows
     assert out.column("record_key").to_pylist() == batch.column("record_key").to_pylist()
-    carried = [c for c in CARRIED if c in batch.column_names]
+    carried = [c for c in PLAN_COLUMNS if c in batch.column_names]
     assert set(carried) <= set(out.column_names)
 
 
