@@ -83,7 +83,7 @@ def start_apps(apps: list[tuple[str, dict]], http_port: int | None = None) -> tu
     if not todo:
         return deps, []
     if http_port is not None:
-        serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+        start_serve(serve, http_port)
     targets = [
         serve.RunTarget(build_openai_app({"llm_configs": [LLMConfig(**cfg)]}), name=dep.app_name,
                         route_prefix=f"/{dep.app_name}")
@@ -95,6 +95,21 @@ def start_apps(apps: list[tuple[str, dict]], http_port: int | None = None) -> tu
     except Exception as e:
         raise SystemError_(f"judge: Ray Serve could not deploy {names}: {e}") from e
     return deps, [dep for dep, _ in todo]
+
+
+def start_serve(serve, http_port: int, attempts: int = 3) -> None:
+    """Start Serve with its HTTP proxy on `http_port`. On a loaded machine Serve's controller may fail the new
+    proxy's health check and restart it while `serve.start` waits for it; that wait then fails with a dead actor
+    although Serve is up. Starting again connects to the running controller and no longer waits for the proxy."""
+    from ray.exceptions import RayActorError
+
+    for attempt in range(attempts):
+        try:
+            serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+            return
+        except RayActorError:
+            if attempt == attempts - 1:
+                raise
 
 
 def wait_running(dep: AppDeployment, deadline: float, stop: Callable[[], bool] = lambda: False) -> bool:

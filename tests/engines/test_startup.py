@@ -164,3 +164,36 @@ def test_callers_see_the_failure_message():
 def test_callers_give_up_after_their_own_timeout():
     with pytest.raises(SystemError_, match="not ready after 0 s"):
         asyncio.run(poll_ready(_gate_reader(AppGate()), "judge-app", timeout_s=0.0, poll_s=0.01))
+
+
+class FlakyServe:
+    """Serve whose first `start` calls fail as when the controller restarts the HTTP proxy start is waiting for."""
+
+    def __init__(self, failures: int):
+        self.failures, self.calls = failures, []
+
+    def start(self, http_options):
+        from ray.exceptions import RayActorError
+
+        self.calls.append(http_options)
+        if len(self.calls) <= self.failures:
+            raise RayActorError()
+
+
+def test_serve_start_connects_again_after_its_proxy_was_restarted():
+    from evalsvc.engines.serve_llm import start_serve
+
+    serve = FlakyServe(failures=1)
+    start_serve(serve, 8123)
+    assert serve.calls == [{"host": "127.0.0.1", "port": 8123}] * 2
+
+
+def test_serve_start_gives_up_after_its_attempts():
+    from ray.exceptions import RayActorError
+
+    from evalsvc.engines.serve_llm import start_serve
+
+    serve = FlakyServe(failures=5)
+    with pytest.raises(RayActorError):
+        start_serve(serve, 8123, attempts=3)
+    assert len(serve.calls) == 3
