@@ -193,7 +193,7 @@ def _classify(
         fn_constructor_kwargs={"arms": arms, "run_id": layout.run_id, "progress_actor": progress},
         batch_format="pyarrow",
         batch_size=batch_size,
-        concurrency=2,
+        compute=ray.data.ActorPoolStrategy(size=2),
         num_cpus=0.25,
     )
     fs, path = filesystem(layout.guard, conn)
