@@ -101,6 +101,7 @@ class GuardOnlyStage:
 def execute_guard_only(manifest: Manifest, opts: GuardOnlyOptions) -> GuardOnlyResult:
     from evalsvc.guard.serving import deploy_guards, teardown
     from evalsvc.pipeline.cluster import connect
+    from evalsvc.pipeline.preflight import check_cluster
     from evalsvc.pipeline.progress import now
     from evalsvc.pipeline.run import new_run_id
     from evalsvc.store.control import ControlStore
@@ -120,6 +121,7 @@ def execute_guard_only(manifest: Manifest, opts: GuardOnlyOptions) -> GuardOnlyR
         raise UserError("benchmarks: guard-only mode needs a harm or high_risk benchmark (multiple-choice is skipped)")
     layout = RunLayout(root, opts.run_id or new_run_id(manifest.name))
     started_local = connect(opts.address)
+    check_cluster(manifest, root, started_local, candidates=False, judge=False)  # refuse what cannot work here
     info = _run_doc(plan, layout, arms, len(rows), notes, now())
     control.put_json(layout.run_json, info)
     deployed: tuple[Arm, ...] = ()

@@ -30,6 +30,7 @@ from evalsvc.pipeline import judge_setup
 from evalsvc.guard import serving as guard_serving
 from evalsvc.pipeline.cluster import connect
 from evalsvc.pipeline.dataset import engine_dataset
+from evalsvc.pipeline.preflight import check_cluster
 from evalsvc.pipeline.reuse import CacheJoin, ReusePlan, plan_reuse
 from evalsvc.pipeline.progress import StatusPoller, now, start_counter, status_doc
 from evalsvc.pipeline.runinfo import run_document
@@ -87,6 +88,7 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             check_adapters(plan.manifest, conn)  # a missing or mismatched LoRA adapter fails before any engine loads
     layout = RunLayout(root, opts.run_id or new_run_id(manifest.name))
     started_local = connect(opts.address)
+    check_cluster(manifest, root, started_local, candidates=opts.generate)  # refuse what cannot work, before any load
     reuse = reuse_for(plan, layout, root, conn, opts.cache_records)
     if not opts.generate and any(reuse.new_generations.values()):
         missing = sum(reuse.new_generations.values())
