@@ -61,6 +61,7 @@ def prepare_judge(j: Judge, cpu: bool, local_ray: bool) -> JudgeTarget | Jury:
     """Deploy (or reach) the judge, or every juror of a jury: each served juror is its own Serve application,
     all deployed in one go so their engines load side by side."""
     named = [(m.name, m, f"{j.app_name}-{m.name}") for m in j.members] or [("", j, j.app_name)]
+    check_judge_urls(j)  # a judge URL that does not answer stops the run now, not every judge call later
     served = [(app, _serve_config(b, cpu)) for _, b, app in named if b.model is not None]
     deployed = {}
     if served:
@@ -74,6 +75,23 @@ def prepare_judge(j: Judge, cpu: bool, local_ray: bool) -> JudgeTarget | Jury:
             raise
     targets = [(name, _target(b, deployed.get(app))) for name, b, app in named]
     return Jury(tuple(targets), j.aggregate) if j.members else targets[0][1]
+
+
+JUDGE_URL_FIX = ("wait until the judge is up (a KubeRay judge: `kubectl -n evalsvc get rayservice evalsvc-judge` "
+                 "shows it Ready, see docs/cluster.md) or fix the URL")
+
+
+def check_judge_urls(j: Judge) -> None:
+    """Every external judge URL (the judge's or a juror's) answers an HTTP request; UserError naming it if not."""
+    import os
+
+    from evalsvc.engines.probe import check_answers
+
+    named = [(f"judge.members.{i}.url", m) for i, m in enumerate(j.members)] or [("judge.url", j)]
+    for where, b in named:
+        if b.url is not None:
+            key = os.environ.get(b.api_key[2:-1]) if b.api_key and ENV_REF_RE.match(b.api_key) else None
+            check_answers(b.url, where, key, JUDGE_URL_FIX)
 
 
 def _serve_config(b: Backend, cpu: bool) -> dict:
