@@ -31,6 +31,7 @@ from evalsvc.guard import serving as guard_serving
 from evalsvc.pipeline.cluster import connect
 from evalsvc.pipeline.dataset import engine_dataset
 from evalsvc.pipeline.preflight import check_cluster
+from evalsvc.pipeline.release import engine_scope
 from evalsvc.pipeline.reuse import CacheJoin, ReusePlan, plan_reuse
 from evalsvc.pipeline.progress import StatusPoller, now, start_counter, status_doc
 from evalsvc.pipeline.runinfo import run_document
@@ -154,7 +155,8 @@ def _run_engines(
     parallel = max(1, plan.manifest.resources.max_concurrent_models)
     if parallel == 1 or len(engines) == 1:
         for engine, models in engines:
-            _run_engine(plan, engine, models, layout, conn, jcfg, reuse, guards)
+            with engine_scope():  # its actors dead and placement groups removed before the next engine loads
+                _run_engine(plan, engine, models, layout, conn, jcfg, reuse, guards)
         return
     errors: list[BaseException] = []
     sem = threading.Semaphore(parallel)
@@ -167,10 +169,11 @@ def _run_engines(
                 errors.append(e)
 
     threads = [threading.Thread(target=worker, args=e) for e in engines]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with engine_scope():
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     if errors:
         raise errors[0]
 

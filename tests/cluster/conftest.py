@@ -16,16 +16,19 @@ LIVE = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE", "RESTARTING")
 
 
 @contextmanager
-def joined_cluster(worker_ips: tuple[str | None, ...] = (None, None), worker_cpus: int = 8) -> Iterator:
-    """A head with 2 CPUs (the driver's node) and one worker per entry of `worker_ips` (None: the head's IP; a
-    127.0.0.x address makes a node look like another host), joined by this process."""
+def joined_cluster(worker_ips: tuple[str | None, ...] = (None, None), worker_cpus: int = 8, head_cpus: int = 2,
+                   worker_resources: tuple[dict, ...] = ()) -> Iterator:  # fmt: skip
+    """A head (the driver's node) and one worker per entry of `worker_ips` (None: the head's IP; a 127.0.0.x address
+    makes a node look like another host) with `worker_resources[i]` custom resources, joined by this process."""
     import ray
     from ray.cluster_utils import Cluster
 
     if ray.is_initialized():  # a session-wide local Ray from another test folder: this module needs its own
         ray.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
-    workers = [c.add_node(num_cpus=worker_cpus, **({"node_ip_address": ip} if ip else {})) for ip in worker_ips]
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus, "include_dashboard": False})
+    extra = list(worker_resources) + [{}] * (len(worker_ips) - len(worker_resources))
+    workers = [c.add_node(num_cpus=worker_cpus, resources=res, **({"node_ip_address": ip} if ip else {}))
+               for ip, res in zip(worker_ips, extra)]  # fmt: skip
     c.wait_for_nodes()
     ray.init(address=c.address, logging_level="WARNING", log_to_driver=False)
     from ray.data import DataContext
@@ -43,6 +46,14 @@ def cluster():
     """Head + two 8-CPU workers, all on this host's IP (local folders are shared, as on one machine)."""
     with joined_cluster() as c:
         yield c
+
+
+def actors_of(class_part: str, live_only: bool = True) -> dict[str, dict]:
+    """Actors whose class name contains `class_part`, from the GCS actor table."""
+    from ray._private import state
+
+    return {aid: a for aid, a in state.actors().items()
+            if class_part in a["ActorClassName"] and (a["State"] in LIVE or not live_only)}  # fmt: skip
 
 
 def engine_actors_alive() -> dict[str, dict]:
