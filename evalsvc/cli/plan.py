@@ -28,7 +28,7 @@ def plan(
     m = load_manifest(manifest)
     p = build_plan(m, data_conn(m))
     if as_json:
-        typer.echo(json.dumps(p.to_json(), indent=2))
+        typer.echo(json.dumps({**p.to_json(), "placement": placement(m)}, indent=2))
         return
     console = Console(highlight=False)
     console.print(_cells_table(p))
@@ -41,13 +41,16 @@ def plan(
             continue
         adapters = [p.model(s) for s in served if p.model(s).adapter]
         names = ", ".join(f"{s} (LoRA)" if p.model(s).adapter else s for s in served)
-        console.print(f"engine [bold]{engine}[/bold] ({escape(m.source)}, {m.replicas} replica(s)) serves: {names}")
+        spread = ", spread over nodes" if m.replicas > 1 and int(m.engine_args.get("tensor_parallel_size") or 1) == 1 else ""
+        console.print(f"engine [bold]{engine}[/bold] ({escape(m.source)}, {m.replicas} replica(s){spread}) serves: {names}")
         for a in adapters:  # adapters share their base's engine load: one load for all of them
             console.print(f"  LoRA {a.name}: {escape(a.adapter)}")
     for a in p.arms:
         what = (f"{a.mode} filter, format {a.format.label}, on_error {a.on_error}, model {a.label}" if a.guarded
                 else "unguarded arm")  # fmt: skip
         console.print(f"guardrail [bold]{a.name}[/bold]: {what}")
+    for where, place in placement(p.manifest).items():
+        console.print(f"placement of [bold]{where}[/bold]: " + escape(", ".join(f"{k} {v}" for k, v in place.items())))
     t = p.totals()
     if p.arms:
         console.print(f"guardrail axis: {len(p.arms)} arm(s) per generation → {t['records']} records, "
@@ -58,6 +61,17 @@ def plan(
         f"{t['endpoint_requests']} endpoint request(s), "
         f"~{t['est_prompt_tokens']:,} prompt tokens, ≤{t['max_completion_tokens']:,} completion tokens"
     )
+
+
+def placement(manifest) -> dict[str, dict]:
+    """Served model (judge, juror, guardrail) → where its replicas must run: custom resources, accelerator type."""
+    served = []
+    if manifest.judge is not None:
+        served += [("judge", manifest.judge)] + [(f"judge.members.{i} ({b.name})", b)
+                                                 for i, b in enumerate(manifest.judge.members)]  # fmt: skip
+    served += [(f"guardrails.{i} ({g.name})", g) for i, g in enumerate(manifest.guardrails)]
+    return {where: b.model.placement.model_dump(exclude_defaults=True) for where, b in served
+            if b.model is not None and b.model.placement is not None}  # fmt: skip
 
 
 def _cells_table(p) -> Table:

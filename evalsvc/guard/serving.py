@@ -52,8 +52,9 @@ def _target(g: Guardrail, cpu: bool, local_ray: bool) -> JudgeTarget:
     assert m is not None  # the manifest requires `model` or `url` for every guardrail but `none`
     engine_args = m.engine_args.model_dump(exclude_none=True)
     fp = model_fingerprint(m.source, m.revision, engine_args, None, None)
-    model_id = f"guard-{digest([fp, m.replicas, m.max_replicas, cpu], 8)}"
-    cfg = llm_config(model_id, resolve_model_source(m.source), engine_args, m.replicas, m.max_replicas, cpu)
+    place = m.placement.model_dump() if m.placement else None
+    model_id = f"guard-{digest([fp, m.replicas, m.max_replicas, cpu] + ([place] if place else []), 8)}"
+    cfg = llm_config(model_id, resolve_model_source(m.source), engine_args, m.replicas, m.max_replicas, cpu, place)
     dep = deploy_judge(app_name(g.name), cfg, http_port=free_port() if local_ray else None)
     return JudgeTarget(model_id=dep.model_id, app_name=dep.app_name, label=g.label)
 

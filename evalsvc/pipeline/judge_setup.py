@@ -101,8 +101,9 @@ def _serve_config(b: Backend, cpu: bool) -> dict:
     m = b.model
     engine_args = m.engine_args.model_dump(exclude_none=True)
     fp = model_fingerprint(m.source, m.revision, engine_args, None, None)
-    model_id = f"judge-{digest([fp, m.replicas, m.max_replicas, cpu], 8)}"
-    return llm_config(model_id, resolve_model_source(m.source), engine_args, m.replicas, m.max_replicas, cpu)
+    place = m.placement.model_dump() if m.placement else None
+    model_id = f"judge-{digest([fp, m.replicas, m.max_replicas, cpu] + ([place] if place else []), 8)}"
+    return llm_config(model_id, resolve_model_source(m.source), engine_args, m.replicas, m.max_replicas, cpu, place)
 
 
 def _target(b: Backend, dep) -> JudgeTarget:
