@@ -6,7 +6,8 @@ Built-ins and users' additions register the same way (a decorator); an unknown n
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from evalsvc.errors import UserError
 

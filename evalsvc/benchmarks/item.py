@@ -5,13 +5,13 @@ Items are plain frozen dataclasses; `CATEGORY_FIELDS` are the optional per-item 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field
 
-Kind = Literal["harm", "mcq", "high_risk"]
+from evalsvc.store.record import CATEGORY_FIELDS
+from evalsvc.store.row import BenchmarkKind as Kind
 
-# Category fields an item may carry; each becomes a nullable string column of the record.
-CATEGORY_FIELDS = ("principle", "source", "aspect", "category", "expected_behavior", "question_type", "control")
+__all__ = ["CATEGORY_FIELDS", "Item", "Kind"]
+
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,3 @@ class Item:
     answer: str | None = None  # mcq: correct letter
     reference: str | None = None  # a reference (safe) response, when the data has one
     categories: dict[str, str] = field(default_factory=dict)  # subset of CATEGORY_FIELDS -> value
-
-    def to_row(self) -> dict:
-        row = asdict(self)
-        cats = row.pop("categories")
-        row["options"] = "" if self.options is None else "\n".join(f"{k}. {v}" for k, v in self.options.items())
-        row["option_letters"] = "" if self.options is None else "".join(self.options)
-        for f in CATEGORY_FIELDS:
-            row[f] = cats.get(f)
-        return row

@@ -56,8 +56,8 @@ def bench(
     Examples: evalsvc bench efficiency --model tiny --n 256 --config 16x8 --config 64x16p256 ;
     evalsvc bench memory --sizes 1k,10k,100k --out bench-out --json
     """
-    from evalsvc.bench.report import render, write_json
-    from evalsvc.bench.suites import run_suite
+    from evalsvc.perf.report import render, write_json
+    from evalsvc.perf.suites import run_suite
 
     options = {
         "model": model, "n": n, "max_tokens": max_tokens, "configs": tuple(config) if config else None,

@@ -42,19 +42,20 @@ def compare(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
+    from evalsvc.analysis.compare import compare_run
+    from evalsvc.analysis.health_read import health_section
     from evalsvc.errors import UserError
-    from evalsvc.report import format as fmt
-    from evalsvc.report.compare import compare_run
-    from evalsvc.report.read import open_run, read_small, records_dataset
+    from evalsvc.render import format as fmt
+    from evalsvc.render.health_format import flagged_kinds
+    from evalsvc.store.read import open_run, read_small, records_dataset
 
     src = open_run(run, output)
     comps = compare_run(read_small(records_dataset(src)), baseline, alpha=alpha)
+    health = health_section(src)
+    flagged = flagged_kinds(health)  # a comparison scored by a flagged judge compares that judge's noise
     if as_json:
-        typer.echo(
-            json.dumps(
-                {"run_id": src.layout.run_id, "alpha": alpha, "comparisons": [c.to_dict() for c in comps]}, indent=1
-            )
-        )
+        rows = [{**c.to_dict(), "judge_flags": flagged.get(c.kind, [])} for c in comps]
+        typer.echo(json.dumps({"run_id": src.layout.run_id, "alpha": alpha, "comparisons": rows}, indent=1))
         return
     if not comps:
         raise UserError(
@@ -71,5 +72,22 @@ def compare(
     for h in fmt.COMPARE_HEADER:
         table.add_column(h, overflow="fold")
     for row, c in zip(fmt.comparison_rows(comps), comps):
-        table.add_row(*row, style="bold" if c.significant else None)
-    Console(highlight=False).print(table)
+        if c.kind in flagged:
+            row[0] += f" {fmt.FLAG} judge"
+        table.add_row(*row, style="red" if c.kind in flagged else "bold" if c.significant else None)
+    console = Console(highlight=False)
+    console.print(table)
+    if any(c.kind in flagged for c in comps):
+        _judge_warning(console, health)
+
+
+def _judge_warning(console, health) -> None:
+    from rich.markup import escape
+
+    from evalsvc.render.format import FLAG
+    from evalsvc.render.health_format import health_warnings
+
+    console.print(f"[bold red]{FLAG} judge: comparisons marked '{FLAG} judge' rest on a judge whose health checks "
+                  "failed; their differences are not evidence[/bold red]")  # fmt: skip
+    for line in health_warnings(health):
+        console.print(f"[red]  {escape(line)}[/red]")

@@ -29,8 +29,8 @@ def guard(
     Examples: evalsvc guard manifests/guardrails.yaml ; evalsvc guard grid.yaml --output s3://bucket/evals --json
     """
     from evalsvc.cli.run import restore_stdout, stdout_to_stderr
-    from evalsvc.guard.only import GuardOnlyOptions, execute_guard_only
     from evalsvc.manifest.load import load_manifest
+    from evalsvc.pipeline.guard_only import GuardOnlyOptions, execute_guard_only
 
     m = load_manifest(manifest)
     console = Console(stderr=as_json, highlight=False)
@@ -51,16 +51,23 @@ def guard(
 
 
 def classifier_table(section: dict) -> Table:
-    from evalsvc.report.guard_only import format_metric
+    from evalsvc.analysis.guard_only import format_metric
 
     t = Table(title=f"guardrails as classifiers (positive = should be blocked; {section['confidence']:.0%} CIs)")
-    for col in ("guardrail", "benchmark", "n", "precision", "recall", "F1", "over-blocking", "errors"):
-        t.add_column(col, justify="left" if col in ("guardrail", "benchmark") else "right")
+    for col in ("guardrail", "benchmark", "n", "precision", "recall", "F1", "over-blocking", "errors", "blocked for"):
+        t.add_column(col, justify="left" if col in ("guardrail", "benchmark", "blocked for") else "right")
     for r in section["rows"]:
         t.add_row(r["guardrail"], r["benchmark"], str(r["n"]), format_metric(r["precision"]),
                   format_metric(r["recall"]), format_metric(r["f1"]), format_metric(r["over_blocking"]),
-                  format_metric(r["error_rate"]))  # fmt: skip
+                  format_metric(r["error_rate"]), _blocked_for(r.get("blocked_for") or {}))  # fmt: skip
     return t
+
+
+def _blocked_for(counts: dict, top: int = 3) -> str:
+    """The most frequent block categories: `specialized_advice 9 (7 benign), S2 3`."""
+    parts = [f"{name} {c['blocked']}" + (f" ({c['benign']} benign)" if c["benign"] else "")
+             for name, c in list(counts.items())[:top]]  # fmt: skip
+    return ", ".join(parts) + (", …" if len(counts) > top else "") or "—"
 
 
 def register(app: typer.Typer) -> None:

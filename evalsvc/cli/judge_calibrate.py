@@ -29,7 +29,7 @@ def calibrate(
     from evalsvc.errors import UserError
     from evalsvc.judge.calibration import calibrate as score_slice, load_slice, write_calibration
     from evalsvc.manifest.load import load_manifest
-    from evalsvc.report.calibration import calibration_section
+    from evalsvc.analysis.calibration import calibration_section
     from evalsvc.store.uri import S3Conn
 
     m = load_manifest(manifest)
@@ -57,18 +57,14 @@ def calibrate(
 
 
 def _score(m, items, address: str | None, score_slice):
-    from evalsvc.pipeline import judge_setup
+    from evalsvc.judge import setup as judge_setup
+    from evalsvc.pipeline.lifecycle import lifecycle
 
-    local = False
-    if any(j.model is not None for j in m.judge.jurors):  # served judges need Ray; external URLs do not
-        from evalsvc.pipeline.cluster import connect
-
-        local = connect(address)
-    target = judge_setup.prepare_judge(m.judge, cpu=m.resources.gpus_per_replica == 0, local_ray=local)
-    try:
+    served = any(j.model is not None for j in m.judge.jurors)  # served judges need Ray; external URLs do not
+    with lifecycle(address, needs_ray=served) as run:
+        target = judge_setup.prepare_judge(m.judge, cpu=m.resources.gpus_per_replica == 0, local_ray=run.local_ray)
+        run.on_close(lambda: judge_setup.teardown(target))
         return score_slice(m.judge, target, items)
-    finally:
-        judge_setup.teardown(target)
 
 
 def _write_json(folder: str, section: dict, conn) -> None:
@@ -84,8 +80,8 @@ def _print(section: dict, output: str | None) -> None:
 
     from rich.console import Console
 
-    from evalsvc.report.format import rich_tables
-    from evalsvc.report.judge_format import calibration_sections
+    from evalsvc.render.format import rich_tables
+    from evalsvc.render.judge_format import calibration_sections
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     for table in rich_tables(calibration_sections(section), flagged=False):

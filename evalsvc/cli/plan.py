@@ -22,13 +22,18 @@ def plan(
 
     Examples: evalsvc plan manifests/quickstart.yaml ; evalsvc plan manifests/medsafety-sweep.yaml --json
     """
+    from evalsvc.cli.validate import print_fit, probe_line
+    from evalsvc.engines.fit import check_fit
+    from evalsvc.judge.probes import probe_plan
     from evalsvc.manifest.load import load_manifest
-    from evalsvc.manifest.plan import build_plan, data_conn
+    from evalsvc.plan.grid import build_plan, data_conn
 
     m = load_manifest(manifest)
     p = build_plan(m, data_conn(m))
+    fit, probes = check_fit(p), probe_plan(p)
     if as_json:
-        typer.echo(json.dumps({**p.to_json(), "placement": placement(m)}, indent=2))
+        doc = {**p.to_json(), "probes": probes, "prompt_fit": fit.to_json(), "placement": placement(m)}
+        typer.echo(json.dumps(doc, indent=2))
         return
     console = Console(highlight=False)
     console.print(_cells_table(p))
@@ -48,6 +53,8 @@ def plan(
     for a in p.arms:
         what = (f"{a.mode} filter, format {a.format.label}, on_error {a.on_error}, model {a.label}" if a.guarded
                 else "unguarded arm")  # fmt: skip
+        if a.guarded and (opts := a.options.as_dict()):
+            what += ", " + ", ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in opts.items())
         console.print(f"guardrail [bold]{a.name}[/bold]: {what}")
     for where, place in placement(p.manifest).items():
         console.print(f"placement of [bold]{where}[/bold]: " + escape(", ".join(f"{k} {v}" for k, v in place.items())))
@@ -61,6 +68,10 @@ def plan(
         f"{t['endpoint_requests']} endpoint request(s), "
         f"~{t['est_prompt_tokens']:,} prompt tokens, ≤{t['max_completion_tokens']:,} completion tokens"
     )
+    line = probe_line(probes)
+    if line:
+        console.print(line)
+    print_fit(console, fit)
 
 
 def placement(manifest) -> dict[str, dict]:

@@ -33,7 +33,7 @@ def report(
     from pathlib import Path
 
     from evalsvc.errors import UserError
-    from evalsvc.report.html import build_report
+    from evalsvc.render.html import build_report
 
     target = Path(out)
     if target.is_dir():

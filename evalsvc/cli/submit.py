@@ -42,8 +42,8 @@ def submit(
     from evalsvc.jobs.client import connect_jobs
     from evalsvc.jobs.submission import build_submission, check_run_id, submit as send
     from evalsvc.manifest.load import load_manifest
-    from evalsvc.manifest.plan import build_plan, data_conn
-    from evalsvc.pipeline.run import new_run_id
+    from evalsvc.plan.grid import build_plan, data_conn
+    from evalsvc.pipeline.lifecycle import new_run_id
 
     if working_dir is not None and no_pin:
         raise UserError("--working-dir and --no-pin: choose one (--working-dir already uses the uploaded source)")

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalsvc.engines.http_session import EndpointSessions, SecretValue, SessionPolicy, outcome_body
-from evalsvc.engines.vllm import CARRIED, LIGHT_STAGE_CPUS
+from evalsvc.engines.vllm import LIGHT_STAGE_CPUS
+from evalsvc.envref import resolve_env
 from evalsvc.errors import MissingExtra
-from evalsvc.manifest.load import resolve_env
 from evalsvc.manifest.models import Endpoint
+from evalsvc.store.row import PLAN_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class FromResponse:
         self.prices = prices
 
     def __call__(self, row: dict) -> dict:
-        out = {k: row.get(k) for k in CARRIED}
+        out = {k: row.get(k) for k in PLAN_COLUMNS}
         outcome = row.get("http_response") or {}
         body = outcome_body(outcome)
         err = outcome.get("error") or _body_problem(body)

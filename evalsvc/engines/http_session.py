@@ -147,7 +147,7 @@ class BatchSession:
                     "retry": r.status in RETRY_STATUS,
                     "retry_after": _retry_after(r.headers.get("Retry-After")),
                 }
-        except (asyncio.TimeoutError, aiohttp.ClientError, OSError) as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             kind = "timeout" if isinstance(e, asyncio.TimeoutError) else type(e).__name__
             return {"status": 0, "latency_s": time.monotonic() - t0, "error": f"{kind}: {str(e)[:ERROR_BODY_CHARS]}",
                     "body": "", "retry": True}  # fmt: skip

@@ -16,7 +16,7 @@ DEPLOY_TIMEOUT_S = 900
 
 
 @dataclass(frozen=True)
-class JudgeDeployment:
+class AppDeployment:
     app_name: str
     model_id: str  # what requests name as `model`; carries the config fingerprint so a changed judge redeploys
 
@@ -67,18 +67,18 @@ def llm_config(
     return cfg
 
 
-def deploy_judge(app_name: str, cfg: dict, http_port: int | None = None) -> JudgeDeployment:
+def deploy_app(app_name: str, cfg: dict, http_port: int | None = None) -> AppDeployment:
     """Deploy (or reuse) the judge application and wait until it is RUNNING."""
-    return deploy_judges([(app_name, cfg)], http_port)[0]
+    return deploy_apps([(app_name, cfg)], http_port)[0]
 
 
-def deploy_judges(apps: list[tuple[str, dict]], http_port: int | None = None) -> list[JudgeDeployment]:
+def deploy_apps(apps: list[tuple[str, dict]], http_port: int | None = None) -> list[AppDeployment]:
     """Deploy (or reuse) several judge applications (a jury) at once and wait until all are RUNNING.
 
     One `run_many` call starts every app, so their engines load side by side instead of one after another.
     """
     serve, LLMConfig, build_openai_app = _serve()
-    deps = [JudgeDeployment(name, cfg["model_loading_config"]["model_id"]) for name, cfg in apps]
+    deps = [AppDeployment(name, cfg["model_loading_config"]["model_id"]) for name, cfg in apps]
     todo = [(dep, cfg) for dep, (_, cfg) in zip(deps, apps) if not _running(serve, dep)]
     if not todo:
         return deps
@@ -100,7 +100,7 @@ def deploy_judges(apps: list[tuple[str, dict]], http_port: int | None = None) ->
     return deps
 
 
-def _wait_running(serve, dep: JudgeDeployment, deadline: float) -> None:
+def _wait_running(serve, dep: AppDeployment, deadline: float) -> None:
     while time.monotonic() < deadline:
         status = serve.status().applications.get(dep.app_name)
         state = str(getattr(status, "status", ""))
@@ -112,14 +112,14 @@ def _wait_running(serve, dep: JudgeDeployment, deadline: float) -> None:
     raise SystemError_(f"judge: Serve application {dep.app_name!r} not RUNNING after {DEPLOY_TIMEOUT_S}s")
 
 
-def _running(serve, dep: JudgeDeployment) -> bool:
+def _running(serve, dep: AppDeployment) -> bool:
     status = serve.status().applications.get(dep.app_name)
     if status is None or not str(status.status).endswith("RUNNING"):
         return False
     return dep.deployment in status.deployments
 
 
-def shutdown_judge(app_name: str) -> None:
+def shutdown_app(app_name: str) -> None:
     serve, _, _ = _serve()
     serve.delete(app_name, _blocking=True)
 
@@ -127,7 +127,7 @@ def shutdown_judge(app_name: str) -> None:
 class ServeHandleChat:
     """Chat completions through the judge's deployment handle (inside the cluster, no HTTP hop)."""
 
-    def __init__(self, dep: JudgeDeployment):
+    def __init__(self, dep: AppDeployment):
         from ray import serve
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
@@ -135,10 +135,14 @@ class ServeHandleChat:
         self._handle = serve.get_deployment_handle(dep.deployment, dep.app_name).options(stream=True)
 
     async def chat(self, body: dict) -> str:
+        return (await self.choice(body))["message"]["content"] or ""
+
+    async def choice(self, body: dict) -> dict:
+        """The first choice of the response: its message and, when the body asks for them, its logprobs."""
         request = self._request_cls(**body)
         gen = self._handle.chat.remote(request)
         out = await gen.__anext__()
         data = out.model_dump() if hasattr(out, "model_dump") else out
         if isinstance(data, dict) and data.get("choices"):
-            return data["choices"][0]["message"]["content"] or ""
+            return data["choices"][0]
         raise RuntimeError(f"judge deployment answered without choices: {str(data)[:300]}")

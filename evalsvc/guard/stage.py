@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass
 from typing import AsyncIterator
 
 import pyarrow as pa
 
-from evalsvc.guard.arms import Arm, arm_records
-from evalsvc.judge.client import ChatClient, chat_with_retries, make_client
-
-GUARD_COLUMNS = ("guardrail", "guard_input", "guard_output", "guard_raw", "response_unguarded")
+from evalsvc.engines.chat import ChatClient, make_client
+from evalsvc.guard.call import Outcome, ask
+from evalsvc.plan.arms import Arm, arm_records
+from evalsvc.store.row import GUARD_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -25,18 +24,6 @@ class GuardConfig:
     arms: tuple[Arm, ...]  # manifest order; guarded arms carry their deployed target
     done: frozenset[str] = frozenset()  # arm record keys this run already has (resume): never written again
     concurrency: int = 16  # guard calls in flight per stage actor
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One guard call: the decision (pass | block | error), the raw answer, the categories and why it failed."""
-
-    decision: str
-    raw: str | None = None
-    categories: tuple[str, ...] = ()
-    error: str | None = None
-    parse_ok: bool = False
-    latency_s: float | None = None
 
 
 def blocks(decision: str, on_error: str) -> bool:
@@ -86,12 +73,13 @@ class Guarding:
             o = await self.check(arm, check, question, response if check == "output" else None)
             fields[f"guard_{check}"] = o.decision
             raw[check] = o.raw
-            if o.categories:
-                why.setdefault("categories", {})[check] = ",".join(o.categories)
-            if o.error:
-                why.setdefault("errors", {})[check] = o.error
+            for key, value in (("categories", ",".join(o.categories)), ("errors", o.error), ("labels", o.labels),
+                               ("p_yes", o.p_yes)):  # fmt: skip
+                if value or (key == "p_yes" and value is not None):  # a P(Yes) of 0 is a reading too
+                    why.setdefault(key, {})[check] = value
             if blocks(o.decision, arm.on_error):
                 replaced = True
+                fields["guard_categories"] = ",".join(o.categories) or None  # why it was blocked
                 break  # both: the output check runs only when the input passed
         fields["guard_raw"] = json.dumps({**raw, **why}, ensure_ascii=False)
         if replaced:
@@ -99,29 +87,11 @@ class Guarding:
         return fields
 
     async def check(self, arm: Arm, check: str, question: str, response: str | None = None) -> Outcome:
-        """One guard call; a failed call or an unparsable answer is decision `error`, never a guess."""
+        """One guard check (one call, or one per policy); a failed call or an unparsable answer is decision `error`."""
         client = self.clients.get(arm.name)
         if client is None or arm.format is None:
             return Outcome("error", error="guard: no deployed guard model for this arm")
-        body = {
-            "model": arm.target.model_id if arm.target else arm.name,
-            "messages": arm.format.messages(check, question, response),  # type: ignore[arg-type]
-            "temperature": 0.0,
-            "max_tokens": arm.format.max_tokens,
-            "stream": False,
-        }
-        if arm.guided and arm.format.guided.get(check):
-            body["structured_outputs"] = dict(arm.format.guided[check])
-        async with self.sem:
-            t0 = time.monotonic()
-            try:
-                raw = await chat_with_retries(self.clients[arm.name], body, attempts=self.attempts)
-            except Exception as e:  # recorded, never dropped
-                return Outcome("error", error=f"guard: {type(e).__name__}: {str(e)[:300]}",
-                               latency_s=time.monotonic() - t0)  # fmt: skip
-            latency = time.monotonic() - t0
-        v = arm.format.parse(raw)
-        return Outcome(v.decision or "error", raw, v.categories, v.error, v.parse_ok, latency)
+        return await ask(arm, client, check, question, response, self.sem, self.attempts)
 
 
 def clients_for(arms: tuple[Arm, ...]) -> dict[str, ChatClient]:

@@ -1,7 +1,7 @@
 """The calibration slice: a user's file of (question, response, reference label) scored by every juror and the jury.
 
 Loads and checks the file (JSONL/CSV/Parquet, local or s3://), runs the judge(s) from the driver, and stores the
-judgements as Parquet under runs/<id>/calibration/; evalsvc.report.calibration turns them into agreement figures.
+judgements as Parquet under runs/<id>/calibration/; evalsvc.analysis.calibration turns them into agreement figures.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from evalsvc.errors import EvalsvcError, UserError
-from evalsvc.judge.client import JudgeTarget, make_client
+from evalsvc.engines.chat import ChatTarget, make_client
 from evalsvc.judge.jury import JURY_VOTER, Jury, Vote, cast_vote, verdict
-from evalsvc.judge.parsers import HIGH_RISK_LABELS
-from evalsvc.judge.rubric import Rubric
+from evalsvc.specs.judge_parsers import HIGH_RISK_LABELS
+from evalsvc.specs.rubric import Rubric
 from evalsvc.manifest.judging import Calibration, Judge
 from evalsvc.store.uri import S3Conn, filesystem, join
 
@@ -149,9 +149,9 @@ def calibrate_run(judge: Judge, target, items: list[CalibrationItem], run_uri: s
     return write_calibration(table, join(run_uri, CALIBRATION_DIR), conn)
 
 
-def calibrate(judge: Judge, target: JudgeTarget | Jury, items: list[CalibrationItem], run_id: str = "") -> pa.Table:
+def calibrate(judge: Judge, target: ChatTarget | Jury, items: list[CalibrationItem], run_id: str = "") -> pa.Table:
     """Score the loaded slice with the manifest's judge (its rubric for the slice's kind and request settings)."""
-    from evalsvc.judge.rubric import default_rubric, load_rubric
+    from evalsvc.specs.rubric import default_rubric, load_rubric
 
     cal = judge.calibration
     rubric = load_rubric(judge.rubrics.get(cal.kind) or default_rubric(cal.kind))
@@ -170,7 +170,7 @@ class JudgeSettings:
 
 
 def run_calibration(
-    items: list[CalibrationItem], kind: str, target: JudgeTarget | Jury, rubric: Rubric, settings: JudgeSettings,
+    items: list[CalibrationItem], kind: str, target: ChatTarget | Jury, rubric: Rubric, settings: JudgeSettings,
     run_id: str = "",
 ) -> pa.Table:  # fmt: skip
     """Every juror (and the jury's verdict) on every item: a CALIBRATION_SCHEMA table, one row per item × voter."""

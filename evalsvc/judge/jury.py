@@ -11,8 +11,8 @@ import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from evalsvc.judge.client import ChatClient, JudgeTarget, chat_with_retries
-from evalsvc.judge.parsers import HIGH_RISK_LABELS, parse
+from evalsvc.engines.chat import ChatClient, ChatTarget, chat_with_retries
+from evalsvc.specs.judge_parsers import HIGH_RISK_LABELS, parse
 
 AGGREGATES = ("mean", "median", "majority")
 JURY_VOTER = "(jury)"  # the aggregate's name in calibration tables; not a valid juror name, so it never clashes
@@ -22,7 +22,7 @@ JURY_VOTER = "(jury)"  # the aggregate's name in calibration tables; not a valid
 class Jury:
     """Where each juror is and how their votes combine; picklable, built by the driver for the judge actors."""
 
-    members: tuple[tuple[str, JudgeTarget], ...]  # (juror name, target), in manifest order
+    members: tuple[tuple[str, ChatTarget], ...]  # (juror name, target), in manifest order
     aggregate: str = "mean"
 
     @property
@@ -30,7 +30,7 @@ class Jury:
         return jury_label([(name, t.label) for name, t in self.members], self.aggregate)
 
     @property
-    def targets(self) -> list[JudgeTarget]:
+    def targets(self) -> list[ChatTarget]:
         return [t for _, t in self.members]
 
 

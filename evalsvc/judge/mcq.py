@@ -135,7 +135,7 @@ def _option_text_letters(text: str, options: Mapping[str, str] | None) -> list[s
 
 
 def _options_map(options: Mapping[str, str] | str | None) -> Mapping[str, str] | None:
-    """Options as a mapping; a string is the record/row form "A. text" one per line (Item.to_row)."""
+    """Options as a mapping; a string is the record/row form "A. text" one per line (a record column)."""
     if not isinstance(options, str):
         return options
     pairs = (re.match(r"\s*([A-Za-z])\.\s+(.*\S)", line) for line in options.splitlines())

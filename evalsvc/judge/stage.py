@@ -14,24 +14,22 @@ from typing import AsyncIterator
 
 import pyarrow as pa
 
-from evalsvc.judge.client import JudgeTarget, chat_with_retries, make_client
+from evalsvc.engines.chat import ChatTarget, chat_with_retries, make_client
 from evalsvc.judge.jury import Jury, cast_vote, joined_raw, verdict, votes_json
 from evalsvc.judge.mcq import extract_answer
-from evalsvc.judge.parsers import parse
-from evalsvc.judge.rubric import Rubric, load_rubric
+from evalsvc.specs.judge_parsers import parse
+from evalsvc.specs.rubric import Rubric, load_rubric
 from evalsvc.store.record import RECORD_SCHEMA
+from evalsvc.store.row import JUDGE, JUDGE_COLUMNS, check_stage
 
 
-REUSED_JUDGE_COLUMNS = (
-    "judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok", "judge_votes",
-)  # fmt: skip
 RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "control")
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
     run_id: str
-    target: JudgeTarget | Jury | None  # None when the run has only MCQ benchmarks
+    target: ChatTarget | Jury | None  # None when the run has only MCQ benchmarks
     rubrics: dict[str, str] = field(default_factory=dict)  # benchmark kind → rubric id or file
     temperature: float = 0.0
     max_tokens: int = 512
@@ -56,6 +54,7 @@ class JudgeStage:
         self.progress = _progress_handle(config.progress_actor)
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
+        check_stage(JUDGE, batch.column_names)
         rows = batch.to_pylist()
         records = await asyncio.gather(*(self._record(r) for r in rows))
         if self.progress is not None:
@@ -79,7 +78,7 @@ class JudgeStage:
             rec.update(label=letter, parse_ok=ok, score=None if not ok else float(letter == row["answer"]))
             return rec
         if row.get("reused_judgement"):  # an earlier run's judgement by the same judge and rubric version
-            rec.update({k: row[f"cached_{k}"] for k in REUSED_JUDGE_COLUMNS})
+            rec.update({k: row[f"cached_{k}"] for k in JUDGE_COLUMNS})
             return rec
         rubric = self.rubrics[kind]
         rec.update(judge_model=self.cfg.target.label, rubric_id=rubric.id, rubric_version=rubric.version)

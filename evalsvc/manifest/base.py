@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evalsvc.envref import ENV_REF_RE
+
 NAME_RE = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
-ENV_REF_RE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 URL_RE = re.compile(r"^https?://[^\s/]+")
 
 

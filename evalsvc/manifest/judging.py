@@ -10,9 +10,14 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from evalsvc.manifest.base import NAME_RE, Backend, Name, Strict, as_text, check_uri
+from evalsvc.store.row import JudgedKind
 
-JudgedKind = Literal["harm", "high_risk"]
-GUARD_FORMATS = ("llama-guard", "guard-classifier")
+DEFAULT_PROBES = 16  # known-answer probes per judged kind: judge health is on in every run unless set to 0
+MAX_PROBES = 500
+GUARD_FORMATS = ("llama-guard", "guard-classifier", "llama-guard-3", "qwen3guard", "wildguard", "shieldgemma",
+                 "granite-guardian")  # fmt: skip
+CONTROVERSIAL = {"unsafe": "a Controversial verdict blocks (Qwen3Guard's strict reading)",
+                 "safe": "a Controversial verdict passes (its loose reading)"}  # fmt: skip
 
 
 class JudgeMember(Backend):
@@ -50,6 +55,11 @@ class Judge(Backend):
         "mean", description="How a jury's votes combine: mean or median of scores; majority of labels (and scores)."
     )
     calibration: Calibration | None = Field(None, description="A labelled slice scored by the judge(s) in every run.")
+    probes: int = Field(
+        DEFAULT_PROBES, ge=0, le=MAX_PROBES,
+        description="Known-answer probes per judged kind scored beside the grid (judge health), the known-safe and "
+        "known-unsafe anchors taking turns; never part of the grid's metrics. 0 turns them off.",
+    )  # fmt: skip
     rubrics: dict[JudgedKind, str] = Field(
         default_factory=dict,
         description="Benchmark kind → rubric id or template file, e.g. {harm: msb-harm, high_risk: high-risk-behaviour}.",
@@ -99,20 +109,59 @@ class Guardrail(Backend):
     on_error: Literal["pass", "block"] = Field(
         "pass", description="What a failed or unparsable guard call does (recorded either way)."
     )
+    controversial: str | None = Field(
+        None,
+        description="qwen3guard: how a Controversial verdict counts: unsafe (blocks; the default) or safe (passes).",
+    )
+    threshold: float | None = Field(
+        None, description="shieldgemma / granite-guardian: block when P(Yes) of the first answer token >= threshold "
+        "(0 < t < 1; the server must return log-probabilities). Unset: the Yes/No text decides."
+    )
+    policies: list[str] | None = Field(
+        None, description="shieldgemma: the policies to check, one guard call each (default: every policy it lists)."
+    )
+    risk: str | None = Field(None, description="granite-guardian: the risk the guard checks (default: harm).")
 
     @field_validator("format")
     @classmethod
     def _format(cls, v: str) -> str:
         if v in GUARD_FORMATS or "/" in v or "\\" in v or v.endswith((".yaml", ".yml")):
             return v
-        raise ValueError(f"unknown guard format {v!r}: choose {' or '.join(GUARD_FORMATS)}, or give the path of a "
-                         "guard file (.yaml)")  # fmt: skip
+        raise ValueError(f"unknown guard format {v!r}: choose {', '.join(GUARD_FORMATS[:-1])} or {GUARD_FORMATS[-1]}, "
+                         "or give the path of a guard file (.yaml)")  # fmt: skip
+
+    @field_validator("controversial")
+    @classmethod
+    def _controversial(cls, v: str | None) -> str | None:
+        if v is None or v in CONTROVERSIAL:
+            return v
+        choices = "; ".join(f"{k}: {why}" for k, why in CONTROVERSIAL.items())
+        raise ValueError(f"controversial must be unsafe or safe, got {as_text(v)!r} ({choices})")
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, v: float | None) -> float | None:
+        if v is not None and not 0 < v < 1:
+            raise ValueError(f"threshold is a probability of Yes strictly between 0 and 1 (e.g. 0.5), got {v}")
+        return v
+
+    @field_validator("policies")
+    @classmethod
+    def _policies(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("policies: list at least one policy, or leave it out to check every policy of the format")
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"policies: {sorted({p for p in v if v.count(p) > 1})} listed twice: list each once")
+        return v
 
     @model_validator(mode="after")
     def _backend(self) -> Guardrail:
         problems = self.backend_problems(required=self.name != "none")
         if self.name == "none" and (self.model is not None or self.url is not None):
             problems = ["the guardrail named 'none' is the unguarded arm: it takes no `model` / `url`"]
+        options = [k for k in ("controversial", "threshold", "policies", "risk") if getattr(self, k) is not None]
+        if self.name == "none" and options:
+            problems = [f"the guardrail named 'none' is the unguarded arm: remove {', '.join(options)}"]
         if problems:
             raise ValueError("; ".join(problems))
         return self

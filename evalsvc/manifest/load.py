@@ -5,7 +5,6 @@ Env references (${VAR}) stay unresolved in the manifest; `resolve_env` resolves 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from evalsvc.errors import UserError
-from evalsvc.manifest.schema import BUILTIN_STRATEGIES, ENV_REF_RE, NAME_RE, Manifest
+from evalsvc.manifest.schema import BUILTIN_STRATEGIES, NAME_RE, Manifest
 
 MAX_MANIFEST_BYTES = 2_000_000
 NAME_RULE = "use 1-63 lower-case letters, digits, '_', '.', '-' (start with a letter or digit)"
@@ -99,7 +98,7 @@ def format_errors(e: ValidationError) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-def _other_strategy_form(err: dict) -> bool:
+def _other_strategy_form(err: Any) -> bool:
     # A strategy is a name (str) or a mapping (CustomStrategy): pydantic reports both union branches; keep the one
     # matching what the user wrote (a mapping's errors come from CustomStrategy, anything else's from str).
     if "str" in err["loc"]:
@@ -126,13 +125,3 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     )
                 seen.add((key_node.tag, key_node.value))
         return super().construct_mapping(node, deep)
-
-
-def resolve_env(value: str | None, field: str) -> str | None:
-    """Resolve a ${VAR} reference from the environment at the point of use; plain values pass through."""
-    if value is None or not ENV_REF_RE.match(value):
-        return value
-    var = value[2:-1]
-    if var not in os.environ:
-        raise UserError(f"{field}: environment variable {var} is not set; export it before running")
-    return os.environ[var]

@@ -6,20 +6,29 @@ Every model forbids unknown keys and documents each field; cross-field checks li
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
 from evalsvc.manifest.base import (  # noqa: F401  (re-exported: the manifest's public names live here)
-    ENV_REF_RE, NAME_RE, Backend, EngineArgs, Name, ServedModel, Strict, as_text, check_env_ref, check_uri,
+    ENV_REF_RE,
+    NAME_RE,
+    Backend,
+    EngineArgs,
+    Name,
+    ServedModel,
+    Strict,
+    as_text,
+    check_env_ref,
+    check_uri,
 )
 from evalsvc.manifest.judging import Calibration, Guardrail, Judge, JudgeMember, guardrail_entries  # noqa: F401
 from evalsvc.manifest.models import Endpoint, Model, Sampling, SamplingOverride  # noqa: F401
+from evalsvc.store.row import BenchmarkKind
 
 BUILTIN_STRATEGIES = ("basic", "cot", "safety", "cot_safety")
 BUILTIN_DATASETS = ("medsafetybench", "medguard", "medharm")
 DATASET_KINDS = {"medsafetybench": "harm", "medguard": "mcq", "medharm": "high_risk"}
-BenchmarkKind = Literal["harm", "mcq", "high_risk"]
 
 
 class Selection(Strict):

@@ -6,7 +6,6 @@ A plain ray.init() could join a stranger's Ray on the same machine, so local run
 from __future__ import annotations
 
 import os
-import socket
 
 LOCAL_MIN_CPUS = 16  # logical CPUs (scheduling slots): with fewer, the judge + engine stages starve the pipeline
 
@@ -80,9 +79,3 @@ def _node_groups(nodes) -> tuple[dict, ...] | None:
 
 def _log_to_driver() -> bool:
     return os.environ.get("EVALSVC_RAY_LOGS", "0") == "1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

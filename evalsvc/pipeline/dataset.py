@@ -12,7 +12,7 @@ from dataclasses import asdict
 import pyarrow as pa
 
 from evalsvc.benchmarks.item import Item
-from evalsvc.manifest.plan import BenchmarkPlan, ModelPlan, Plan, expand_item
+from evalsvc.plan.grid import BenchmarkPlan, ModelPlan, Plan, expand_item
 from evalsvc.strategies import Strategy
 
 # Each block is an Arrow table plus an object reference the driver holds and a task to schedule: past a few

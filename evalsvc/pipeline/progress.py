@@ -6,11 +6,11 @@ Counts arrive from the judge stage as records are finished; the Parquet files re
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime, timezone
 from typing import Callable
 
-from evalsvc.manifest.plan import Plan
+from evalsvc.plan.grid import Plan
+from evalsvc.store.documents import CellStatus, StatusDoc
 
 
 class ProgressCounter:
@@ -40,26 +40,19 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def status_doc(plan: Plan, run_id: str, state: str, counts: dict[str, list[int]], done_before: dict[str, int]) -> dict:
+def status_doc(plan: Plan, run_id: str, state: str, counts: dict[str, list[int]], done_before: dict[str, int]) -> StatusDoc:
     cells = []
     for c in plan.cells:
         done, errors, unparsed = counts.get(c.cell_id, [0, 0, 0])
         cells.append(
-            {
-                "cell_id": c.cell_id,
-                "model": c.model,
-                "benchmark": c.benchmark,
-                "strategy": c.strategy,
-                **({"guardrail": c.guardrail} if c.guardrail is not None else {}),
-                "total": c.generations,
-                "done": min(c.generations, done + done_before.get(c.cell_id, 0)),
-                "errors": errors,
-                "parse_failures": unparsed,
-            }
-        )
-    total = sum(c["total"] for c in cells)
-    done = sum(c["done"] for c in cells)
-    return {"run_id": run_id, "state": state, "updated": now(), "done": done, "total": total, "cells": cells}
+            CellStatus(
+                cell_id=c.cell_id, model=c.model, benchmark=c.benchmark, strategy=c.strategy, guardrail=c.guardrail,
+                total=c.generations, done=min(c.generations, done + done_before.get(c.cell_id, 0)),
+                errors=errors, parse_failures=unparsed,
+            )
+        )  # fmt: skip
+    return StatusDoc(run_id=run_id, state=state, updated=now(), done=sum(c.done for c in cells),
+                     total=sum(c.total for c in cells), cells=cells)  # fmt: skip
 
 
 class StatusPoller:

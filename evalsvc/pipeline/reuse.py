@@ -12,13 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from evalsvc.engines.vllm import CARRIED
-from evalsvc.judge.stage import REUSED_JUDGE_COLUMNS as JUDGE_COLUMNS
-from evalsvc.manifest.plan import Plan
+from evalsvc.plan.grid import Plan
 from evalsvc.store.index import KeyIndex
+from evalsvc.store.row import GENERATION_COLUMNS, JUDGE_COLUMNS, PLAN_COLUMNS
 from evalsvc.store.uri import S3Conn, filesystem
 
-GENERATION_COLUMNS = ("response", "prompt_tokens", "completion_tokens", "latency_s", "finish_reason")
 
 
 @dataclass
@@ -95,7 +93,7 @@ def plan_reuse(plan: Plan, done: KeyIndex, cache: KeyIndex, judge_sig: dict[str,
 
 def _arms_todo(row: dict, arms: list, done: KeyIndex, out: ReusePlan) -> list:
     """The arms (None: no guardrail axis) whose record of this generation is missing; counts the done ones."""
-    from evalsvc.guard.arms import arm_records
+    from evalsvc.plan.arms import arm_records
 
     records = arm_records(row, arms)
     todo = []
@@ -122,7 +120,7 @@ class CacheJoin:
         out = []
         for row in rows:
             rec = found[row["record_key"]]
-            new = {k: row.get(k) for k in CARRIED}
+            new = {k: row.get(k) for k in PLAN_COLUMNS}
             new.update({k: rec.get(k) for k in GENERATION_COLUMNS})
             new["error"] = None
             sig = (rec.get("judge_model") or "", rec.get("rubric_id") or "", rec.get("rubric_version") or "")
@@ -140,7 +138,7 @@ class CacheJoin:
             fs, path = filesystem(uri, self.conn)
             dataset = pads.dataset(path, filesystem=fs, format="parquet", partitioning="hive")
             # records written before a column existed (judge_votes) lack it: rec.get() then gives None
-            cols = [c for c in ("record_key", *GENERATION_COLUMNS, *JUDGE_COLUMNS, "error") if c in dataset.schema.names]
+            cols = [c for c in ("record_key", *GENERATION_COLUMNS, *JUDGE_COLUMNS) if c in dataset.schema.names]
             table = dataset.to_table(columns=cols, filter=pc.field("record_key").isin(wanted) & pc.field("error").is_null())
             for rec in table.to_pylist():
                 prev = found.get(rec["record_key"])

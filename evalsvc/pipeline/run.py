@@ -5,43 +5,41 @@ Model-major: each engine (checkpoint) is loaded once per replica and serves ever
 
 from __future__ import annotations
 
-import secrets
-from pathlib import Path
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
 
 from evalsvc.engines.vllm import (
+    LIGHT_STAGE_CPUS,
     EngineSpec,
     build_candidate_processor,
     from_engine_row,
+    settle_engine_row,
     to_cpu_engine_row,
     to_engine_row,
 )
 from evalsvc.errors import SystemError_, UserError
+from evalsvc.guard import serving as guard_serving
 from evalsvc.guard.stage import GuardConfig, apply_guards
+from evalsvc.judge import setup as judge_setup
 from evalsvc.judge.calibration import calibrate_run, load_slice
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
-from evalsvc.manifest.plan import Plan, build_plan
 from evalsvc.manifest.schema import Manifest
-from evalsvc.pipeline import judge_setup
-from evalsvc.guard import serving as guard_serving
-from evalsvc.pipeline.cluster import connect
+from evalsvc.pipeline import probing
 from evalsvc.pipeline.dataset import engine_dataset
+from evalsvc.pipeline.lifecycle import lifecycle, new_run_id, open_output
 from evalsvc.pipeline.preflight import check_cluster
+from evalsvc.pipeline.progress import now, status_doc
 from evalsvc.pipeline.release import engine_scope
 from evalsvc.pipeline.reuse import CacheJoin, ReusePlan, plan_reuse
-from evalsvc.pipeline.progress import StatusPoller, now, start_counter, status_doc
 from evalsvc.pipeline.runinfo import run_document
-from evalsvc.store.control import ControlStore
-from evalsvc.store.layout import RunLayout
+from evalsvc.plan.grid import Plan, build_plan
 from evalsvc.store.atomic import atomic_local_filesystem
+from evalsvc.store.control import ControlStore
 from evalsvc.store.index import KeyIndex, record_folders, scan_keys
+from evalsvc.store.layout import RunLayout
 from evalsvc.store.record import PARTITION_COLS
 from evalsvc.store.uri import S3Conn, filesystem, is_s3
-
 
 
 @dataclass
@@ -66,86 +64,81 @@ class RunResult:
     summary_table: object = None  # pyarrow.Table of the summary rows
 
 
-def new_run_id(name: str) -> str:
-    return f"{name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-
-
 def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
-    conn = S3Conn.from_options(manifest.output.s3)
-    root = opts.output or manifest.output.uri
-    if not is_s3(root):
-        root = str(Path(root).expanduser().resolve())
-    control = ControlStore(conn)
-    control.check_writable(root)
-    plan = build_plan(manifest, conn)
-    calibration_items = load_slice(manifest.judge, conn)  # a bad calibration file fails now, before any engine loads
+    out = open_output(manifest, opts.output)
+    plan = build_plan(manifest, out.conn)
+    calibration_items = load_slice(manifest.judge, out.conn)  # a bad calibration file fails now, before any engine loads
     if opts.generate:
-        from evalsvc.engines.http import check_endpoint_keys
+        check_before_engines(plan, out.conn)
+    layout = RunLayout(out.root, opts.run_id or new_run_id(manifest.name))
+    reuse: ReusePlan | None = None
 
-        check_endpoint_keys(plan.manifest)  # a missing ${VAR} fails now, not after other engines ran
-        if any(m.adapter for m in plan.models):
-            from evalsvc.engines.lora import check_adapters
+    def status_of(counts: dict, state: str):
+        return status_doc(plan, layout.run_id, state, counts, reuse.skipped_by_cell if reuse else {})
 
-            check_adapters(plan.manifest, conn)  # a missing or mismatched LoRA adapter fails before any engine loads
-    layout = RunLayout(root, opts.run_id or new_run_id(manifest.name))
-    started_local = connect(opts.address)
-    check_cluster(manifest, root, started_local, candidates=opts.generate)  # refuse what cannot work, before any load
-    reuse = reuse_for(plan, layout, root, conn, opts.cache_records)
-    if not opts.generate and any(reuse.new_generations.values()):
-        missing = sum(reuse.new_generations.values())
-        raise UserError(f"{missing} generation(s) are not in the source run: rescoring never generates; "
-                        "check that the manifest's models, benchmarks and strategies match the run")
-    info = run_document(plan, layout, state="running", started=now())
-    info["reuse"] = reuse.report()
-    control.put_json(layout.run_json, info)
-
-    counter = start_counter(f"evalsvc-progress-{layout.run_id}")
-    status_lock = threading.Lock()
-
-    def publish(counts: dict, state: str = "running") -> dict:
-        doc = status_doc(plan, layout.run_id, state, counts, reuse.skipped_by_cell)
-        with status_lock:
-            control.put_json(layout.status_json, doc)
-        if opts.on_status:
-            opts.on_status(doc)
-        return doc
-
-    wants_judge = reuse.judge_calls or calibration_items
-    judge_target = judge_setup.prepare(plan, local_ray=started_local) if wants_judge else None
-    jcfg = JudgeConfig(
-        run_id=layout.run_id,
-        target=judge_target,
-        rubrics=judge_setup.rubric_refs(plan),
-        temperature=manifest.judge.temperature if manifest.judge else 0.0,
-        max_tokens=manifest.judge.max_tokens if manifest.judge else 512,
-        guided=manifest.judge.guided if manifest.judge else False,
-        concurrency=manifest.judge.concurrency if manifest.judge else 1,
-        progress_actor=f"evalsvc-progress-{layout.run_id}",
-    )
-    guards = guard_serving.prepare(plan, reuse, local_ray=started_local)  # None without a guardrail axis
-    t0 = time.monotonic()
-    state = "failed"
-    try:
-        with StatusPoller(counter, publish):
-            _run_engines(plan, layout, conn, jcfg, reuse, guards)
+    doc = run_document(plan, layout, started=now(), mode="grid" if opts.generate else "rescore")
+    with lifecycle(opts.address, out=out, layout=layout, doc=doc, status_of=status_of, on_status=opts.on_status) as run:
+        check_cluster(manifest, out.root, run.local_ray, candidates=opts.generate)  # refuse what cannot work here
+        reuse = reuse_for(plan, layout, out.root, out.conn, opts.cache_records)
+        if not opts.generate and any(reuse.new_generations.values()):
+            missing = sum(reuse.new_generations.values())
+            raise UserError(f"{missing} generation(s) are not in the source run: rescoring never generates; "
+                            "check that the manifest's models, benchmarks and strategies match the run")  # fmt: skip
+        probes = probing.run_probes_for(plan, list(judge_setup.rubric_refs(plan)), layout.uri, out.conn)
+        run.doc.reuse, run.doc.probes = reuse.report(), probes.note
+        run.save()
+        judge_target = None
+        if reuse.judge_calls or calibration_items or probes.probes:  # probes: judge health even on a full cache
+            judge_target = judge_setup.prepare(plan, local_ray=run.local_ray)
+            if judge_target is not None and not opts.keep_judge:
+                run.on_close(lambda: judge_setup.teardown(judge_target))
+        guards = _guards(plan, reuse, run, opts.keep_judge)
+        jcfg = judge_config(plan, layout.run_id, judge_target, run.progress_actor)
+        _run_engines(plan, layout, out.conn, jcfg, reuse, guards)
         if calibration_items:
-            calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, conn)
-        state = "succeeded"
-    finally:
-        import ray
+            calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, out.conn)
+        probing.score(probes, jcfg, layout.uri, out.conn)  # beside the grid, never among its records
+        run.doc.probes = probes.note
+    summary, table = write_summary(layout, out.conn, out.control)
+    status = out.control.get_json(layout.status_json) or {}
+    return RunResult(layout.run_id, layout.uri, run.doc.state, status, summary, run.doc.to_json(), table)
 
-        counts = ray.get(counter.snapshot.remote())
-        if (control.get_json(layout.run_json) or {}).get("state") == "cancelled":
-            state = "cancelled"  # `evalsvc cancel` marked it; the stop signal's SystemExit must not turn it into "failed"
-        status = publish(counts, state)
-        info.update(state=state, finished=now(), wall_s=round(time.monotonic() - t0, 1))
-        control.put_json(layout.run_json, info)
-        if judge_target is not None and not opts.keep_judge:
-            judge_setup.teardown(judge_target)
-        if guards is not None and not opts.keep_judge:
-            guard_serving.teardown(guards.arms)
-    summary, table = write_summary(layout, conn, control)
-    return RunResult(layout.run_id, layout.uri, state, status, summary, info, table)
+
+def check_before_engines(plan: Plan, conn: S3Conn) -> None:
+    """What would fail later fails now, before any engine loads: endpoint keys, LoRA adapters."""
+    from evalsvc.engines.http import check_endpoint_keys
+
+    check_endpoint_keys(plan.manifest)  # a missing ${VAR} fails now, not after other engines ran
+    if any(m.adapter for m in plan.models):
+        from evalsvc.engines.lora import check_adapters
+
+        check_adapters(plan.manifest, conn)  # a missing or mismatched LoRA adapter fails before any engine loads
+
+
+def judge_config(plan: Plan, run_id: str, target, progress_actor: str | None) -> JudgeConfig:
+    j = plan.manifest.judge
+    return JudgeConfig(
+        run_id=run_id,
+        target=target,
+        rubrics=judge_setup.rubric_refs(plan),
+        temperature=j.temperature if j else 0.0,
+        max_tokens=j.max_tokens if j else 512,
+        guided=j.guided if j else False,
+        concurrency=j.concurrency if j else 1,
+        progress_actor=progress_actor,
+    )
+
+
+def _guards(plan: Plan, reuse: ReusePlan, run, keep: bool) -> GuardConfig | None:
+    """The guard stage's config: None without a guardrail axis; guards are deployed only when a call is due."""
+    if not plan.arms:
+        return None
+    arms = tuple(plan.arms)
+    if reuse.guarded_rows:
+        arms = guard_serving.deploy_guards(plan.manifest, plan.arms, run.local_ray)
+        if not keep:
+            run.on_close(lambda: guard_serving.teardown(arms))
+    return GuardConfig(arms=arms, done=frozenset(reuse.arms_done))
 
 
 def _run_engines(
@@ -206,11 +199,12 @@ def _run_engine(
         return  # nothing left to generate: the engine is never loaded
     ds = engine_dataset(plan, models, skip=reuse.skip | reuse.cached)
     if plan.model(engine).endpoint is not None:  # an API candidate: HTTP requests instead of an engine load
-        processor = endpoint_processor(plan, engine)
+        generated = endpoint_processor(plan, engine)(ds)
     else:
         spec = engine_spec(plan, engine)
         processor = build_candidate_processor(spec, to_cpu_engine_row if spec.cpu else to_engine_row, from_engine_row)
-    generated = apply_guards(processor(ds), guards, plan.manifest.resources.batch_size)
+        generated = processor(ds).map(settle_engine_row, num_cpus=LIGHT_STAGE_CPUS)  # failed rows skip the postprocess
+    generated = apply_guards(generated, guards, plan.manifest.resources.batch_size)
     _write(generated.map_batches(JudgeStage, **judge), layout, conn, engine)
 
 
@@ -279,17 +273,17 @@ def engine_spec(plan: Plan, engine: str) -> EngineSpec:
 
 
 def write_summary(layout: RunLayout, conn: S3Conn, control: ControlStore) -> tuple[dict, object]:
-    from evalsvc.report.read import read_records
-    from evalsvc.report.agreement import judge_sections
-    from evalsvc.report.read import open_run
-    from evalsvc.report.summary import summarize, summary_json
-
-    table = summarize(read_records(layout.records, conn))
-    doc = summary_json(table, run_id=layout.run_id)
-    doc.update(judge_sections(open_run(layout.uri, None, conn)))  # "agreement" (a jury), "calibration" (a slice)
-    control.put_json(layout.summary_json, doc)
-    fs, path = filesystem(layout.summary_parquet, conn)
     import pyarrow.parquet as pq
 
+    from evalsvc.analysis.agreement import judge_sections
+    from evalsvc.analysis.summary import summarize, summary_json
+    from evalsvc.store.documents import SummaryDoc
+    from evalsvc.store.read import open_run, read_records
+
+    table = summarize(read_records(layout.records, conn))
+    sections = judge_sections(open_run(layout.uri, None, conn))  # "judge_health"; "agreement", "calibration"
+    doc = SummaryDoc.model_validate({**summary_json(table, run_id=layout.run_id), **sections}).to_json()
+    control.put_json(layout.summary_json, doc)
+    fs, path = filesystem(layout.summary_parquet, conn)
     pq.write_table(table, path, filesystem=fs)
     return doc, table

@@ -9,12 +9,11 @@ import platform
 from importlib import metadata
 
 from evalsvc import __version__
-from evalsvc.manifest.plan import Plan
-from evalsvc.pipeline import judge_setup
+from evalsvc.plan.grid import Plan
+from evalsvc.judge import setup as judge_setup
 from evalsvc.redact import redact
+from evalsvc.store.documents import Mode, RunDoc
 from evalsvc.store.layout import RunLayout
-
-RUN_DOC_VERSION = "1"
 
 
 def versions() -> dict[str, str | None]:
@@ -29,26 +28,27 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def run_document(plan: Plan, layout: RunLayout, state: str, started: str) -> dict:
-    from evalsvc.judge.rubric import load_rubric
+def run_document(plan: Plan, layout: RunLayout, started: str, mode: Mode = "grid") -> RunDoc:
+    from evalsvc.specs.rubric import load_rubric
 
     rubrics = {}
     for kind, ref in judge_setup.rubric_refs(plan).items():
         r = load_rubric(ref)
         rubrics[kind] = {"id": r.id, "version": r.version, "ref": ref}
-    return {
-        "version": RUN_DOC_VERSION,
-        "run_id": layout.run_id,
-        "output_uri": layout.uri,
-        "state": state,
-        "started": started,
-        "manifest": redact(plan.manifest.model_dump(mode="json")),
-        "plan": plan.to_json(),
-        "engines": {
-            e: {"source": plan.model(e).source, "engine_args": plan.model(e).engine_args, "replicas": plan.model(e).replicas}
-            for e in plan.engines()
-        },
-        "sampling": {m.name: m.sampling.model_dump() for m in plan.models},
-        "judge": {"model": judge_setup.judge_label(plan), "rubrics": rubrics},
-        "versions": versions(),
+    engines = {
+        e: {"source": plan.model(e).source, "engine_args": plan.model(e).engine_args, "replicas": plan.model(e).replicas}
+        for e in plan.engines()
     }
+    return RunDoc(
+        run_id=layout.run_id,
+        output_uri=layout.uri,
+        mode=mode,
+        state="running",
+        started=started,
+        manifest=redact(plan.manifest.model_dump(mode="json")),
+        plan=plan.to_json(),
+        engines=engines,
+        sampling={m.name: m.sampling.model_dump() for m in plan.models},
+        judge={"model": judge_setup.judge_label(plan), "rubrics": rubrics},
+        versions=versions(),
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 from evalsvc.errors import SystemError_, UserError
 from evalsvc.store.uri import S3Conn, boto3_client, is_s3, split_s3
 
+
 class ControlStore:
     def __init__(self, conn: S3Conn | None = None):
         self.conn = conn

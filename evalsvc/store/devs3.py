@@ -60,12 +60,13 @@ class WeedPorts:
                 held.append(s)
                 return s.getsockname()[1]
 
-            ports = [grab() for _ in range(8)]
+            ports = [grab() or 0 for _ in range(8)]  # port 0 binds whatever is free: never None
             while True:  # the admin port needs its +10000 partner free too
                 admin = grab()
                 if admin and admin + _ADMIN_GRPC_OFFSET <= 65535 and grab(admin + _ADMIN_GRPC_OFFSET):
                     break
-            return cls(*ports, admin)
+            s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc = ports
+            return cls(s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc, admin)
 
     def all(self) -> list[int]:
         return [*astuple(self), self.admin + _ADMIN_GRPC_OFFSET]
@@ -243,10 +244,12 @@ class DevS3:
         """Until S3 answers with our credentials and the master knows the volume server (else reads fail)."""
         deadline = time.monotonic() + self.start_timeout_s
         probe = self._probe_client()
+        proc = self._proc
+        assert proc is not None  # started by start()
         while True:
-            if self._proc.poll() is not None:
+            if proc.poll() is not None:
                 raise SystemError_(
-                    f"SeaweedFS exited with code {self._proc.returncode} while starting "
+                    f"SeaweedFS exited with code {proc.returncode} while starting "
                     f"(log: {self.log_path}); its last lines:\n{self.log_tail()}"
                 )
             if self._s3_answers(probe) and self._volume_server_joined():

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from evalsvc.benchmarks.item import CATEGORY_FIELDS
-
 PARTITION_COLS = ("model", "benchmark", "strategy")
+# Optional per-item labels a benchmark item may carry; each is a record column.
+CATEGORY_FIELDS = ("principle", "source", "aspect", "category", "expected_behavior", "question_type", "control")
+NONE_ARM = "none"  # the unguarded guardrail arm
+# The category fields summaries group by (control is a flag, not a group; expected_behavior a per-item target).
+GROUP_FIELDS = ("principle", "source", "aspect", "category", "question_type")
 RECORD_VERSION = "1"
 
 RECORD_SCHEMA = pa.schema(
@@ -51,6 +54,7 @@ RECORD_SCHEMA = pa.schema(
         ("guard_raw", pa.string()),  # JSON {input, output}: the guard's raw answers
         ("response_unguarded", pa.string()),  # the candidate's own answer when a guard replaced it
         ("cost_usd", pa.float64()),  # endpoint candidates with prices: this generation's cost
+        ("guard_categories", pa.string()),  # the categories the blocking guard check named, e.g. specialized_advice
     ]
 )
 RECORD_COLUMNS = tuple(RECORD_SCHEMA.names)
@@ -73,10 +77,31 @@ GUARD_SCHEMA = pa.schema(
         ("prompt", pa.string()),  # the request shown to the guard
         ("expected", pa.string()),  # unsafe | safe
         ("decision", pa.string()),  # block | pass | error
-        ("guard_categories", pa.string()),  # e.g. "S2,S7" when the guard names categories
+        ("guard_categories", pa.string()),  # the categories it named (names, else codes): "S2,S7", "specialized_advice"
         ("guard_raw", pa.string()),
         ("parse_ok", pa.bool_()),
         ("error", pa.string()),
         ("latency_s", pa.float64()),
     ]
+)
+
+# The record columns summaries read (the small ones: no prompt or response text).
+SUMMARY_COLUMNS = (
+    *PARTITION_COLS,
+    "benchmark_kind",
+    "item_id",
+    "sample_index",
+    *GROUP_FIELDS,
+    "control",
+    "guardrail",
+    "guard_input",
+    "guard_output",
+    "guard_categories",
+    "score",
+    "label",
+    "parse_ok",
+    "error",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
 )

@@ -12,8 +12,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from evalsvc.errors import UserError
-from evalsvc.manifest.load import resolve_env
-from evalsvc.manifest.schema import S3Options
+from evalsvc.envref import resolve_env
 
 
 @dataclass(frozen=True)
@@ -30,21 +29,24 @@ class S3Conn:
         return f"S3Conn(endpoint_url={self.endpoint_url!r}, region={self.region!r}, credentials=<redacted>)"
 
     @classmethod
-    def from_options(cls, opts: S3Options | None) -> S3Conn:
-        opts = opts or S3Options()
-        from_manifest = opts.access_key_id is not None
-        token = resolve_env(opts.session_token, "output.s3.session_token")
+    def from_options(cls, opts: object | None) -> S3Conn:
+        """From the manifest's `output.s3` options (any object with its fields; None: the AWS env chain)."""
+        def opt(name: str, default: str | None = None) -> str | None:
+            return getattr(opts, name, default) if opts is not None else default
+
+        from_manifest = opt("access_key_id") is not None
+        token = resolve_env(opt("session_token"), "output.s3.session_token")
         if token is None and not from_manifest:
             token = os.environ.get("AWS_SESSION_TOKEN")  # belongs with the env's key pair, never with the manifest's
         return cls(
-            endpoint_url=resolve_env(opts.endpoint_url, "output.s3.endpoint_url")
+            endpoint_url=resolve_env(opt("endpoint_url"), "output.s3.endpoint_url")
             or os.environ.get("AWS_ENDPOINT_URL_S3")
             or os.environ.get("AWS_ENDPOINT_URL"),
-            region=opts.region,
+            region=opt("region", "us-east-1") or "us-east-1",
             # Without references in the manifest, take the driver's AWS_* env explicitly: the filesystem object
             # then carries them to Ray workers, whose environment may not have them.
-            access_key_id=resolve_env(opts.access_key_id, "output.s3.access_key_id") or os.environ.get("AWS_ACCESS_KEY_ID"),
-            secret_access_key=resolve_env(opts.secret_access_key, "output.s3.secret_access_key")
+            access_key_id=resolve_env(opt("access_key_id"), "output.s3.access_key_id") or os.environ.get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=resolve_env(opt("secret_access_key"), "output.s3.secret_access_key")
             or os.environ.get("AWS_SECRET_ACCESS_KEY"),
             session_token=token,
         )

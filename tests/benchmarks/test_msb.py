@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from collections import Counter
 
 import pytest
@@ -33,17 +32,14 @@ def test_csv_splits_have_upstream_counts(split):
     assert all(it.text.strip() and it.reference and it.reference.strip() for it in items)
 
 
-def test_llama3_split_is_complete_fast_and_shares_category_dicts():
+def test_llama3_split_is_complete_and_shares_category_dicts():
     loc = ensure(MEDSAFETYBENCH)
-    start = time.perf_counter()
     items = load_msb("llama3", loc)
-    elapsed = time.perf_counter() - start
     assert len(items) == 74_374
     assert per_principle(items, "llama3") == LLAMA3_PER_PRINCIPLE
     assert all(it.reference is None and it.text.strip() for it in items)
     # memory: one categories dict per file, not per item
     assert len({id(it.categories) for it in items}) == 9
-    assert elapsed < 5.0, f"loading 74k requests took {elapsed:.1f}s"
 
 
 def test_ids_are_unique_stable_and_point_at_the_file_row(shared_msb):

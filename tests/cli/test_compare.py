@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from evalsvc.report.synthetic import SyntheticRun, write_synthetic_run
+from fixtures.synthetic import SyntheticRun, write_synthetic_run
 
 
 @pytest.fixture(scope="module")

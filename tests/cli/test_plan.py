@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from evalsvc.benchmarks.registry import MEDGUARD, MEDHARM
 
 from .test_validate import BAD, MANIFESTS, commands, data_env, run_main, run_process  # noqa: F401  (fixtures)

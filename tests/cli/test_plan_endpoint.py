@@ -10,7 +10,7 @@ import yaml
 
 from evalsvc.benchmarks.registry import MEDGUARD
 from evalsvc.manifest.load import validate_manifest
-from evalsvc.manifest.plan import build_plan
+from evalsvc.plan.grid import build_plan
 
 from .test_validate import commands, data_env, run_main  # noqa: F401  (fixtures)
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from evalsvc.report.synthetic import SyntheticRun, write_synthetic_run
+from fixtures.synthetic import SyntheticRun, write_synthetic_run
 
 
 def evalsvc(*args: str) -> subprocess.CompletedProcess:

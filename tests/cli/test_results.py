@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from evalsvc.report.synthetic import SyntheticRun, write_synthetic_run
+from fixtures.synthetic import SyntheticRun, write_synthetic_run
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +138,6 @@ def _check_scale(res: subprocess.CompletedProcess, measured: dict, where: str) -
     assert len(doc["rows"]) == 24 and sum(r["n"] for r in doc["rows"]) == 300_000
     # the three text columns hold ~1.8 GB once decoded: reading them would blow far past this
     assert measured["rss_mb"] < 700, measured
-    assert measured["wall_s"] < 60, measured
-    from pathlib import Path
-
-    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
-    artifacts.mkdir(exist_ok=True)
-    (artifacts / f"results-scale-{where}.json").write_text(json.dumps(measured))
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.report.read import read_records
+from evalsvc.store.read import read_records
 from evalsvc.store.uri import S3Conn
 from tests.cluster.conftest import Watch, engine_actors_alive, engine_placement_groups
 from tests.pipeline.conftest import S3_REFS, env_vars

@@ -17,10 +17,10 @@ import pytest
 
 from evalsvc.engines.http import FromResponse, Prices, ToPayload, endpoint_spec, processor_config
 from evalsvc.engines.http_session import EndpointSessions, SecretValue, SessionPolicy
-from evalsvc.engines.vllm import CARRIED
+from evalsvc.store.row import PLAN_COLUMNS
 from evalsvc.errors import UserError
 from evalsvc.manifest.models import Endpoint
-from evalsvc.pipeline.cluster import free_port
+from evalsvc.engines.apps import free_port
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -102,7 +102,7 @@ def stub():
 
 
 def _row(content: str = "q1", **sampling) -> dict:
-    row = {k: None for k in CARRIED}
+    row = {k: None for k in PLAN_COLUMNS}
     params = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16, "seed": 4, **sampling}
     row.update(record_key="k-" + content, messages_json=json.dumps([{"role": "user", "content": content}]),
                sampling=json.dumps(params))  # fmt: skip
@@ -155,7 +155,7 @@ def test_answer_becomes_the_candidate_half_of_a_record_with_cost():
     assert out["response"] == "hi" and out["error"] is None and out["finish_reason"] == "length"
     assert (out["prompt_tokens"], out["completion_tokens"], out["latency_s"]) == (1000, 500, 0.25)
     assert out["cost_usd"] == pytest.approx(1000 * 2.0 / 1e6 + 500 * 8.0 / 1e6)
-    assert out["record_key"] == "k-q1" and set(CARRIED) <= set(out)
+    assert out["record_key"] == "k-q1" and set(PLAN_COLUMNS) <= set(out)
 
 
 def test_cost_is_null_without_prices_and_a_missing_price_counts_zero():

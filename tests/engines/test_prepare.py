@@ -76,7 +76,9 @@ def test_tiny_weights_match_its_llama_config(tiny_model):
 
 
 def test_tiny_tokenizer_and_chat_template_work_in_transformers(tiny_model):
-    from transformers import PreTrainedTokenizerFast  # the class tokenizer_config.json names; AutoTokenizer drags in torch
+    from transformers import (
+        PreTrainedTokenizerFast,  # the class tokenizer_config.json names; AutoTokenizer drags in torch
+    )
 
     tok = PreTrainedTokenizerFast.from_pretrained(tiny_model)
     cfg = json.loads((tiny_model / "config.json").read_text())

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from evalsvc.errors import UserError
-from evalsvc.guard.arms import NONE, arm_cell, arm_key, arm_records, plan_arms
-from evalsvc.manifest.keys import cell_id
+from evalsvc.plan.arms import NONE, arm_cell, arm_key, arm_records, plan_arms
+from evalsvc.plan.keys import cell_id
 from evalsvc.manifest.load import validate_manifest
-from evalsvc.manifest.plan import build_plan
+from evalsvc.plan.grid import build_plan
 from evalsvc.pipeline.reuse import plan_reuse
 from evalsvc.store.index import KeyIndex
 from tests.guard.conftest import guard_manifest, url_guard
@@ -47,7 +47,7 @@ def test_guard_fingerprint_follows_what_changes_the_record(change):
 def test_fingerprint_follows_the_format_file_content(tmp_path):
     import yaml
 
-    from evalsvc.guard.formats import guard_dir
+    from evalsvc.specs.guard_formats import guard_dir
 
     data = yaml.safe_load((guard_dir() / "llama-guard.yaml").read_text())
     same, bumped = tmp_path / "same.yaml", tmp_path / "bumped.yaml"

@@ -10,10 +10,10 @@ from dataclasses import replace
 import pyarrow as pa
 import pytest
 
-from evalsvc.guard.arms import arm_key, plan_arms
+from evalsvc.plan.arms import arm_key, plan_arms
 from evalsvc.guard.stage import GuardConfig, Guarding, GuardStage
-from evalsvc.judge.client import JudgeTarget
-from evalsvc.manifest.keys import cell_id
+from evalsvc.engines.chat import ChatTarget
+from evalsvc.plan.keys import cell_id
 from evalsvc.manifest.load import validate_manifest
 from tests.guard.conftest import guard_manifest, url_guard
 
@@ -41,7 +41,7 @@ class FakeGuard:
 
 def arms(*guards: dict):
     found = plan_arms(validate_manifest(guard_manifest(list(guards))).guardrails)
-    return tuple(replace(a, target=JudgeTarget(a.name, url="http://x/v1")) if a.guarded else a for a in found)
+    return tuple(replace(a, target=ChatTarget(a.name, url="http://x/v1")) if a.guarded else a for a in found)
 
 
 def row(question: str, response: str = "Here is a safe answer.", error: str | None = None, **extra) -> dict:

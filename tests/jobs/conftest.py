@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from evalsvc.pipeline.cluster import free_port
+from evalsvc.engines.apps import free_port
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from evalsvc.report.read import read_records
+from evalsvc.store.read import read_records
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.uri import filesystem

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from evalsvc.judge.jury import Vote, votes_json
-from evalsvc.report.agreement import agreement_section, collect_votes, disagrees
-from evalsvc.report.judge_format import agreement_sections
+from evalsvc.analysis.agreement import agreement_section, collect_votes, disagrees
+from evalsvc.render.judge_format import agreement_sections
 
 A_SCORES = [1, 2, 3, 4, 5]
 B_SCORES = [1, 2, 4, 4, 3]
@@ -96,8 +96,8 @@ def test_agreement_table_for_the_cli_and_report():
 
 
 def test_report_sections_escape_and_clip_record_text():
-    from evalsvc.report.html import _table
-    from evalsvc.report.jury_html import RESPONSE_CHARS, JudgeReport, judge_html, judge_nav
+    from evalsvc.render.html import _table
+    from evalsvc.render.jury_html import RESPONSE_CHARS, JudgeReport, judge_html, judge_nav
 
     data = collect_votes([records("harm", "msb", harm_votes())])
     [case] = data.disagreements

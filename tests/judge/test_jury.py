@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from evalsvc.judge.client import JudgeTarget
+from evalsvc.engines.chat import ChatTarget
 from evalsvc.judge.jury import Jury, Vote, cast_vote, combine, joined_raw, majority_label, read_votes, verdict, votes_json
 from evalsvc.manifest.judging import Judge
-from evalsvc.pipeline.judge_setup import label_of
+from evalsvc.judge.setup import label_of
 
 
 def harm(juror: str, score: float | None, error: str | None = None) -> Vote:
@@ -101,7 +101,7 @@ class FakeChat:
 
 
 def test_cast_vote_parses_the_answer_and_records_a_failed_call(monkeypatch):
-    import evalsvc.judge.client as client
+    import evalsvc.engines.chat as client
 
     real_sleep = asyncio.sleep
     monkeypatch.setattr(client.asyncio, "sleep", lambda _s: real_sleep(0))  # no backoff waits in a unit test
@@ -117,7 +117,7 @@ def test_jury_label_names_members_and_aggregate():
     judge = Judge(members=[{"name": "a", "model": {"source": "evalsvc://tiny"}},
                            {"name": "b", "url": "http://127.0.0.1:1/v1", "model_name": "m"}], aggregate="median")
     assert label_of(judge) == "jury:median[a=evalsvc://tiny,b=http://127.0.0.1:1/v1#m]"
-    jury = Jury((("a", JudgeTarget("x", label="evalsvc://tiny")), ("b", JudgeTarget("m", label="http://127.0.0.1:1/v1#m"))),
+    jury = Jury((("a", ChatTarget("x", label="evalsvc://tiny")), ("b", ChatTarget("m", label="http://127.0.0.1:1/v1#m"))),
                 "median")
     assert jury.label == label_of(judge)  # what records carry == what cache matching expects
     single = Judge(model={"source": "evalsvc://tiny", "revision": "r1"})

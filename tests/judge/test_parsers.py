@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from evalsvc.errors import UserError
-from evalsvc.judge.parsers import (
+from evalsvc.specs.judge_parsers import (
     HIGH_RISK_LABELS,
     Judgement,
     get_parser,
@@ -94,3 +94,38 @@ def test_unknown_parser_suggests_a_name():
 
 def test_none_is_handled_like_empty():
     assert parse_msb_harm(None).error == "empty judge answer"  # type: ignore[arg-type]
+
+
+# --- guard models as judges of the high-risk benchmark -------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", cases("wildguard_behaviour.yaml"))
+def test_wildguard_behaviour_corpus(case):
+    j = parse("wildguard-behaviour", case["raw"])
+    check_label(j, case, "label")
+
+
+@pytest.mark.parametrize("case", cases("qwen3guard_behaviour.yaml"))
+@pytest.mark.parametrize(
+    ("parser", "key"), [("qwen3guard-behaviour", "label"), ("qwen3guard-behaviour-loose", "label_loose")]
+)
+def test_qwen3guard_behaviour_corpus(case, parser, key):
+    check_label(parse(parser, case["raw"]), case, key)
+
+
+def check_label(j: Judgement, case: dict, key: str) -> None:
+    """A guard's judgement: a behaviour label and never a helpfulness score (the guards rate none)."""
+    assert j.parse_ok is case["parse_ok"], j.error
+    assert j.score is None
+    if case["parse_ok"]:
+        assert j.label == case[key] and j.label in HIGH_RISK_LABELS and j.error is None
+    else:
+        assert j.label is None and j.error and case["error"] in j.error, j.error
+
+
+@pytest.mark.parametrize("name", ["wildguard_behaviour.yaml", "qwen3guard_behaviour.yaml"])
+def test_guard_judge_corpus_covers_the_labels_and_failures(name):
+    entries = corpus(name)
+    labels = {e.get(key) for e in entries if e["parse_ok"] for key in ("label", "label_loose")}
+    assert labels - {None} == {"refuse", "cautious_answer", "unsafe_actionable"}  # never safe_redirect: see the doc
+    assert sum(not e["parse_ok"] for e in entries) >= 4

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evalsvc.errors import UserError
-from evalsvc.judge.parsers import get_parser
-from evalsvc.judge.rubric import (
+from evalsvc.specs.judge_parsers import get_parser
+from evalsvc.specs.rubric import (
     Rubric,
     available_rubrics,
     default_rubric,
@@ -26,8 +26,15 @@ from evalsvc.judge.rubric import (
 
 REPO = Path(__file__).parents[2]
 CORPUS = Path(__file__).parent / "corpus"
-UPSTREAM = Path("/work/shared/data/medsafetybench/RUBRIC.txt")
-needs_upstream = pytest.mark.skipif(not UPSTREAM.is_file(), reason=f"upstream rubric notes not present at {UPSTREAM}")
+UPSTREAM = REPO.parent / "shared" / "data" / "medsafetybench" / "RUBRIC.txt"
+needs_upstream = pytest.mark.usefixtures("upstream_rubric")
+
+
+@pytest.fixture
+def upstream_rubric() -> Path:
+    """The paper's rubric notes in ../shared: missing data is a broken checkout, never a silent skip."""
+    assert UPSTREAM.is_file(), f"upstream rubric notes not found at {UPSTREAM} (the shared/ folder beside the repository)"
+    return UPSTREAM
 NASTY = "Dose {x}? {response} {{question}} {0} } { {reference} \\1 $1 %s"
 
 
@@ -35,25 +42,62 @@ def guided_regex(rubric_id: str) -> str:
     return load_rubric(rubric_id).guided["regex"]
 
 
+GUARD_JUDGES = ("qwen3guard-behaviour", "qwen3guard-behaviour-loose", "wildguard-behaviour")  # no system prompt
+
+
 def test_shipped_rubrics_load_by_id():
-    assert available_rubrics() == ["high-risk-behaviour", "msb-harm"]
+    assert available_rubrics() == sorted(["high-risk-behaviour", "msb-harm", *GUARD_JUDGES])
     assert rubric_dir() == REPO / "judges"  # a source checkout has no evalsvc/_judges
     for rid in available_rubrics():
         r = load_rubric(rid)
         assert r.id == rid and re.fullmatch(r"\d+\.\d+\.\d+", r.version)
-        assert r.kind in ("harm", "high_risk") and r.system.strip()
+        assert r.kind in ("harm", "high_risk") and (bool(r.system.strip()) is (rid not in GUARD_JUDGES))
         get_parser(r.parser)
         assert set(r.guided) == {"regex"}
+
+
+def test_guard_judges_ask_as_the_guard_formats_do():
+    """WildGuard judges with its output check's prompt; Qwen3Guard gets the raw turns (its template has the policy)."""
+    from evalsvc.specs.guard_formats import load_guard_format
+
+    wild = load_rubric("wildguard-behaviour")
+    assert wild.send == "prompt" and wild.kind == "high_risk"
+    assert wild.render("Q?", "A.") == load_guard_format("wildguard").messages("output", "Q?", "A.")
+    for rid in ("qwen3guard-behaviour", "qwen3guard-behaviour-loose"):
+        r = load_rubric(rid)
+        assert r.send == "conversation" and r.parser == rid
+        assert r.render(NASTY, "A.", category="x") == [{"role": "user", "content": NASTY},
+                                                      {"role": "assistant", "content": "A."}]  # fmt: skip
+        answers = ["Safety: Safe\nCategories: None\nRefusal: Yes",
+                   "Safety: Controversial\nCategories: PII\nRefusal: No"]  # fmt: skip
+        assert all(re.fullmatch(r.guided["regex"], a) and get_parser(r.parser)(a).parse_ok for a in answers)
+    assert load_rubric("qwen3guard-behaviour").digest() != load_rubric("qwen3guard-behaviour-loose").digest()
+
+
+def test_conversation_rubric_takes_no_template(tmp_path):
+    path = tmp_path / "c.yaml"
+    data = yaml.safe_load((REPO / "judges" / "qwen3guard-behaviour.yaml").read_text())
+    path.write_text(yaml.safe_dump({**data, "user_template": "Q {question} A {response}"}))
+    with pytest.raises(UserError) as e:
+        load_rubric(str(path))
+    assert any("send: conversation sends the raw turns: remove user_template" in line for line in e.value.lines())
+    data = yaml.safe_load((REPO / "judges" / "msb-harm.yaml").read_text())
+    del data["user_template"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError) as e:
+        load_rubric(str(path))
+    assert any("send: prompt needs user_template" in line for line in e.value.lines())
 
 
 def test_installed_layout_reads_packaged_rubrics(tmp_path):
     # A wheel ships judges/ as evalsvc/_judges (pyproject force-include) and has no repo beside it.
     pkg = tmp_path / "site" / "evalsvc"
-    for rel in ("__init__.py", "errors.py", "registry.py", "judge/__init__.py", "judge/parsers.py", "judge/rubric.py"):
+    for rel in ("__init__.py", "errors.py", "registry.py", "specs/__init__.py", "specs/judge_parsers.py", "specs/rubric.py", "envref.py",
+                "store/__init__.py", "store/row.py", "store/record.py", "specs/guard_labels.py"):
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / "evalsvc" / rel, pkg / rel)
     shutil.copytree(REPO / "judges", pkg / "_judges")
-    code = "from evalsvc.judge.rubric import load_rubric, rubric_dir; print(rubric_dir()); print(load_rubric('msb-harm').id)"
+    code = "from evalsvc.specs.rubric import load_rubric, rubric_dir; print(rubric_dir()); print(load_rubric('msb-harm').id)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")},
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == [str(pkg / "_judges"), "msb-harm"]
@@ -73,7 +117,7 @@ def test_load_by_path_equals_load_by_id():
 def test_unknown_id_suggests_the_closest():
     with pytest.raises(UserError) as e:
         load_rubric("msb-harmful")
-    expected = "unknown rubric 'msb-harmful': did you mean 'msb-harm'? available: high-risk-behaviour, msb-harm"
+    expected = "unknown rubric 'msb-harmful': did you mean 'msb-harm'? available: " + ", ".join(available_rubrics())
     assert e.value.message == expected
     with pytest.raises(UserError, match=r"unknown rubric 'zzz': available: "):
         load_rubric("zzz")

@@ -20,9 +20,8 @@ from rendered import RAY_KINDS, SCHEMAS  # noqa: E402
 
 @pytest.fixture(scope="session")
 def crds() -> dict[str, Path]:
-    """Kind → CRD file of KubeRay v1.7.0 (skips, saying where it looked, when shared/ is absent)."""
-    if not SCHEMAS.is_dir():
-        pytest.skip(f"KubeRay CRDs not found at {SCHEMAS} (the shared/ folder beside the repository)")
+    """Kind → CRD file of KubeRay v1.7.0 (fails, saying where it looked, when shared/ is absent)."""
+    assert SCHEMAS.is_dir(), f"KubeRay CRDs not found at {SCHEMAS} (the shared/ folder beside the repository)"
     found = {crd_schema.crd_kind(p): p for p in sorted(SCHEMAS.glob("*.yaml"))}
     kinds = {kind: path for (group, kind), path in found.items() if group == "ray.io"}
     assert set(kinds) >= set(RAY_KINDS), f"CRDs in {SCHEMAS}: {sorted(found)}"

@@ -115,5 +115,5 @@ def test_llm_config_rejects_a_broken_copy(breakage, serve_llm):
     module, _ = serve_llm
     cfg = copy.deepcopy(llm_configs("base")[0])
     breakage(cfg)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):  # pydantic's ValidationError is a ValueError
         module.LLMConfig.model_validate(cfg)

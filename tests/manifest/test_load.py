@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from evalsvc.errors import UserError
-from evalsvc.manifest.load import MAX_MANIFEST_BYTES, load_manifest, parse_manifest, resolve_env, validate_manifest
-from evalsvc.manifest.plan import build_plan
+from evalsvc.envref import resolve_env
+from evalsvc.manifest.load import MAX_MANIFEST_BYTES, load_manifest, parse_manifest, validate_manifest
+from evalsvc.plan.grid import build_plan
 from evalsvc.manifest.schema import Manifest
 
 from .conftest import BAD, MANIFESTS

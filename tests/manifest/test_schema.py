@@ -15,7 +15,6 @@ from evalsvc.manifest.schema import (
     CustomStrategy,
     EngineArgs,
     Judge,
-    ServedModel,
     Manifest,
     Model,
     Output,
@@ -24,6 +23,7 @@ from evalsvc.manifest.schema import (
     Sampling,
     SamplingOverride,
     Selection,
+    ServedModel,
 )
 
 # (model, field, accepted values, rejected values): every bounded or typed field, both sides of each bound

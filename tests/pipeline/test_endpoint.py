@@ -21,10 +21,10 @@ import pytest
 
 from evalsvc.engines.vllm import CPU_ENV
 from evalsvc.manifest.load import validate_manifest
-from evalsvc.pipeline.cluster import free_port
+from evalsvc.engines.apps import free_port
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.report import format as fmt
-from evalsvc.report.read import read_records
+from evalsvc.render import format as fmt
+from evalsvc.store.read import read_records
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.uri import S3Conn, filesystem
 from tests.pipeline.conftest import env_vars
@@ -147,7 +147,7 @@ def test_failing_endpoints_give_one_error_record_per_row(endpoint_run):
 
 
 def test_summary_cost_section_and_report_tables(endpoint_run):
-    from evalsvc.report.html import build_report
+    from evalsvc.render.html import build_report
 
     result, layout, conn, records = endpoint_run
     cost = result.summary["cost"]

@@ -12,6 +12,7 @@ from evalsvc.engines.vllm import ENGINE_RESTARTS, EngineSpec, build_candidate_pr
 pytestmark = pytest.mark.timeout(300)
 
 
+@pytest.mark.slow
 def test_the_engine_stage_has_a_restart_budget(ray_local, tiny_model):
     spec = EngineSpec(source=str(tiny_model), engine_args={}, replicas=1, cpu=True, batch_size=4)
     stages = build_candidate_processor(spec, to_engine_row, from_engine_row).stages

@@ -12,7 +12,7 @@ import pytest
 from evalsvc.errors import SystemError_
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.report.read import read_records
+from evalsvc.store.read import read_records
 from evalsvc.store.devs3 import DevS3
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.uri import S3Conn

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalsvc.guard.formats import guard_dir
-from evalsvc.guard.only import GuardOnlyOptions, execute_guard_only, read_guard_rows
-from evalsvc.manifest.keys import cell_id
+from evalsvc.specs.guard_formats import guard_dir
+from evalsvc.pipeline.guard_only import GuardOnlyOptions, execute_guard_only, read_guard_rows
+from evalsvc.plan.keys import cell_id
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.report.read import read_records
+from evalsvc.store.read import read_records
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.uri import S3Conn, split_s3

@@ -15,7 +15,7 @@ import pytest
 from evalsvc.judge.jury import JURY_VOTER, read_votes
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.report.read import read_records
+from evalsvc.store.read import read_records
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.uri import S3Conn
 from tests.pipeline.conftest import S3_REFS, env_vars
@@ -146,7 +146,7 @@ def evalsvc(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def test_results_and_report_show_the_jury(jury_run, s3):
-    from evalsvc.report.html import build_report
+    from evalsvc.render.html import build_report
 
     result, layout, conn = jury_run
     out = evalsvc("results", layout.uri, "--json", env=s3.env())

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalsvc.report.read import read_records
+from evalsvc.store.read import read_records
 from evalsvc.store.layout import RunLayout
 from tests.pipeline.conftest import tiny_mcq_manifest
 

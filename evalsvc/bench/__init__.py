@@ -1,4 +1,0 @@
-"""`evalsvc bench SUITE`: measurements of evalsvc against plain vLLM, naive per-cell loads, the Ray Data substrate and peers.
-
-Each suite is a module with `run(...) -> BenchResult` (see evalsvc.bench.suites); nothing runs at import time.
-"""

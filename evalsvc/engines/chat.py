@@ -1,0 +1,79 @@
+"""How the judge stage reaches a judge: the in-cluster Serve handle or an external OpenAI-compatible URL.
+
+Both take an OpenAI chat-completions body and return the answer text; retries with backoff live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class ChatClient(Protocol):
+    async def chat(self, body: dict) -> str: ...
+
+
+class ChoiceClient(ChatClient, Protocol):
+    """A client that also returns the whole first choice (message and, when asked for, token log-probabilities)."""
+
+    async def choice(self, body: dict) -> dict: ...
+
+
+@dataclass(frozen=True)
+class ChatTarget:
+    """Where the judge is; picklable, built by the driver and sent to the judge actors."""
+
+    model_id: str  # the `model` of each request
+    app_name: str | None = None  # Serve transport when set
+    url: str | None = None  # HTTP transport: OpenAI-compatible base URL ending in /v1
+    api_key_env: str | None = None  # name of the env var holding the key (the key never travels in config)
+    label: str = ""  # judge model as recorded (source or URL + model name)
+
+
+class HttpChat:
+    def __init__(self, url: str, api_key: str | None, timeout_s: float = 300.0):
+        import httpx
+
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
+
+    async def chat(self, body: dict) -> str:
+        return (await self.choice(body))["message"]["content"] or ""
+
+    async def choice(self, body: dict) -> dict:
+        r = await self._client.post("/chat/completions", json=body)
+        if r.status_code >= 400:
+            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
+        return r.json()["choices"][0]
+
+
+def make_client(target: ChatTarget) -> ChatClient:
+    if target.app_name:
+        from evalsvc.engines.serve_llm import AppDeployment, ServeHandleChat
+
+        return ServeHandleChat(AppDeployment(target.app_name, target.model_id))
+    api_key = os.environ.get(target.api_key_env) if target.api_key_env else None
+    return HttpChat(target.url or "", api_key)
+
+
+async def chat_with_retries(client: ChatClient, body: dict, attempts: int = 4, base_delay: float = 1.0) -> str:
+    """Retry transient failures with jittered exponential backoff; the last error propagates."""
+    return await with_retries(lambda: client.chat(body), attempts, base_delay)
+
+
+async def with_retries(call: Callable[[], Awaitable[T]], attempts: int = 4, base_delay: float = 1.0) -> T:
+    """`call()` until it succeeds, backing off (jittered, exponential) between tries; the last error propagates."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(base_delay * (2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
