@@ -28,8 +28,9 @@ def app_config(role: str, m: ServedModel, cpu: bool) -> dict:
 
     engine_args = m.engine_args.model_dump(exclude_none=True)
     fp = model_fingerprint(m.source, m.revision, engine_args, None, None)
-    model_id = f"{role}-{digest([fp, m.replicas, m.max_replicas, cpu], 8)}"
-    return llm_config(model_id, resolve_model_source(m.source), engine_args, m.replicas, m.max_replicas, cpu)
+    place = m.placement.model_dump() if m.placement else None  # a new placement redeploys the app
+    model_id = f"{role}-{digest([fp, m.replicas, m.max_replicas, cpu] + ([place] if place else []), 8)}"
+    return llm_config(model_id, resolve_model_source(m.source), engine_args, m.replicas, m.max_replicas, cpu, place)
 
 
 def url_target(b: Backend) -> ChatTarget:

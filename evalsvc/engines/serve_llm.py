@@ -35,9 +35,14 @@ def _serve():
 
 
 def llm_config(
-    model_id: str, source: str, engine_args: dict, replicas: int, max_replicas: int | None, cpu: bool
+    model_id: str, source: str, engine_args: dict, replicas: int, max_replicas: int | None, cpu: bool,
+    placement: dict | None = None,
 ) -> dict:
-    """The LLMConfig (as a dict) of the judge; the same dict goes into k8s RayService configs."""
+    """The LLMConfig (as a dict) of the judge; the same dict goes into k8s RayService configs.
+
+    `placement` ({resources, accelerator_type}, a manifest Placement): the replica actor's custom resources, which
+    Ray Serve LLM merges into the first bundle of the replica's placement group, so the replica lands on such a node.
+    """
     kwargs = dict(CPU_ENGINE_DEFAULTS) if cpu else {}
     kwargs.update({k: v for k, v in engine_args.items() if v is not None})
     cfg: dict[str, Any] = {
@@ -55,6 +60,10 @@ def llm_config(
     if cpu:
         cfg["accelerator_config"] = {"kind": "cpu"}
         cfg["runtime_env"] = {"env_vars": dict(CPU_ENV)}
+    if placement and placement.get("resources"):
+        cfg["deployment_config"]["ray_actor_options"] = {"resources": dict(placement["resources"])}
+    if placement and placement.get("accelerator_type") and not cpu:
+        cfg["accelerator_type"] = placement["accelerator_type"]
     return cfg
 
 

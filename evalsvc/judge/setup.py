@@ -64,9 +64,28 @@ def prepare_judge(j: Judge, cpu: bool, local_ray: bool, startup: AppStartup | No
     """Deploy (or reach) the judge, or every juror of a jury: each served juror is its own Serve application,
     all deployed in one go so their engines load side by side."""
     named = [(m.name, m, f"{j.app_name}-{m.name}") for m in j.members] or [("", j, j.app_name)]
+    check_judge_urls(j)  # a judge URL that does not answer stops the run now, not every judge call later
     targets = apps.deploy([(app, b) for _, b, app in named], role="judge", cpu=cpu, local_ray=local_ray, startup=startup)
     pairs = [(name, targets[app]) for name, _, app in named]
     return Jury(tuple(pairs), j.aggregate) if j.members else pairs[0][1]
+
+
+JUDGE_URL_FIX = ("wait until the judge is up (a KubeRay judge: `kubectl -n evalsvc get rayservice evalsvc-judge` "
+                 "shows it Ready, see docs/cluster.md) or fix the URL")
+
+
+def check_judge_urls(j: Judge) -> None:
+    """Every external judge URL (the judge's or a juror's) answers an HTTP request; UserError naming it if not."""
+    import os
+
+    from evalsvc.engines.probe import check_answers
+    from evalsvc.envref import ENV_REF_RE
+
+    named = [(f"judge.members.{i}.url", m) for i, m in enumerate(j.members)] or [("judge.url", j)]
+    for where, b in named:
+        if b.url is not None:
+            key = os.environ.get(b.api_key[2:-1]) if b.api_key and ENV_REF_RE.match(b.api_key) else None
+            check_answers(b.url, where, key, JUDGE_URL_FIX)
 
 
 def teardown(target: ChatTarget | Jury) -> None:

@@ -31,7 +31,9 @@ from evalsvc.manifest.schema import Manifest
 from evalsvc.pipeline import probing
 from evalsvc.pipeline.dataset import engine_dataset
 from evalsvc.pipeline.lifecycle import lifecycle, new_run_id, open_output
+from evalsvc.pipeline.preflight import check_cluster
 from evalsvc.pipeline.progress import now, status_doc
+from evalsvc.pipeline.release import engine_scope
 from evalsvc.pipeline.reuse import CacheJoin, ReusePlan, plan_reuse
 from evalsvc.pipeline.runinfo import run_document
 from evalsvc.plan.grid import Plan, build_plan
@@ -82,6 +84,7 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
     doc = run_document(plan, layout, started=now(), mode="grid" if opts.generate else "rescore")
     with lifecycle(opts.address, out=out, layout=layout, doc=doc, status_of=status_of, on_status=opts.on_status,
                    started_at=started_at) as run:  # fmt: skip
+        check_cluster(manifest, out.root, run.local_ray, candidates=opts.generate)  # refuse what cannot work here
         reuse = reuse_for(plan, layout, out.root, out.conn, opts.cache_records)
         if not opts.generate and any(reuse.new_generations.values()):
             missing = sum(reuse.new_generations.values())
@@ -172,7 +175,8 @@ def _run_engines(
     parallel = max(1, plan.manifest.resources.max_concurrent_models)
     if parallel == 1 or len(engines) == 1:
         for engine, models in engines:
-            _run_engine(plan, engine, models, layout, conn, jcfg, reuse, guards)
+            with engine_scope():  # its actors dead and placement groups removed before the next engine loads
+                _run_engine(plan, engine, models, layout, conn, jcfg, reuse, guards)
         return
     errors: list[BaseException] = []
     sem = threading.Semaphore(parallel)
@@ -185,10 +189,11 @@ def _run_engines(
                 errors.append(e)
 
     threads = [threading.Thread(target=worker, args=e) for e in engines]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with engine_scope():
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     if errors:
         raise errors[0]
 
