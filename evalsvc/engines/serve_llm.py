@@ -6,8 +6,8 @@ The judge is a separate Serve application (`LLMConfig` + `build_openai_app`), re
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from evalsvc.engines.startup import DEPLOY_TIMEOUT_S

@@ -6,13 +6,13 @@ Returns a picklable ChatTarget (one judge) or Jury (one target per juror) the ju
 from __future__ import annotations
 
 from evalsvc.engines import apps
-from evalsvc.errors import UserError
 from evalsvc.engines.chat import ChatTarget
 from evalsvc.engines.startup import AppStartup
+from evalsvc.errors import UserError
 from evalsvc.judge.jury import Jury, jury_label
-from evalsvc.specs.rubric import default_rubric
 from evalsvc.manifest.judging import Judge
 from evalsvc.plan.grid import Plan
+from evalsvc.specs.rubric import default_rubric
 
 
 def needs_judge(plan: Plan) -> bool:

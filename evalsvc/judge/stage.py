@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 import pyarrow as pa
 
@@ -23,7 +23,6 @@ from evalsvc.specs.judge_parsers import parse
 from evalsvc.specs.rubric import Rubric, load_rubric
 from evalsvc.store.record import NONE_ARM, RECORD_SCHEMA
 from evalsvc.store.row import JUDGE, JUDGE_COLUMNS, NESTED_JUDGE_COLUMNS, check_stage
-
 
 RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "control")
 

@@ -11,8 +11,8 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from evalsvc.perf.report import BenchResult, finish
 from evalsvc.errors import UserError
+from evalsvc.perf.report import BenchResult, finish
 
 SUITES = {
     "efficiency": "evalsvc.perf.efficiency",

@@ -6,8 +6,8 @@ Counts arrive from the judge stage as records are finished; the Parquet files re
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from evalsvc.plan.grid import Plan
 from evalsvc.store.documents import CellStatus, StatusDoc
@@ -52,7 +52,7 @@ def start_counter(name: str):
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def status_doc(plan: Plan, run_id: str, state: str, counts: dict[str, list[int]], done_before: dict[str, int],

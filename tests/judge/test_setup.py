@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from evalsvc.errors import UserError
-from evalsvc.manifest.judging import Judge
 from evalsvc.judge.setup import check_judge_urls
+from evalsvc.manifest.judging import Judge
 from tests.engines.test_probe import dead_port, server  # noqa: F401  (the live server fixture)
 
 

@@ -8,11 +8,11 @@ import json
 import pyarrow.dataset as pads
 import pytest
 
+from evalsvc.analysis.check import recompute_check
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.analysis.check import recompute_check
-from evalsvc.store.read import read_records
 from evalsvc.store.layout import RunLayout
+from evalsvc.store.read import read_records
 from evalsvc.store.record import PARTITION_COLS
 from evalsvc.store.uri import S3Conn, filesystem, split_s3
 from tests.pipeline.conftest import S3_REFS, engine_actors, env_vars
