@@ -1,7 +1,7 @@
 """The `--fail-if` gate: a tiny expression language over summary metrics, parsed by hand (never eval'd).
 
     expr   := clause (("and" | "or") clause)*        "and" binds tighter than "or"
-    clause := TARGET "." METRIC OP NUMBER           TARGET: a benchmark name or a kind (harm, mcq, high_risk),
+    clause := TARGET "." METRIC OP NUMBER           TARGET: a benchmark name or a kind (harm, mcq, high_risk, rubric),
                                                     or judge_health (METRIC: ok, probe_agreement, modal_share,
                                                     parse_fail_rate, contradiction_share)
     OP     := > | >= | < | <= | == | !=             NUMBER may be true (1) or false (0)

@@ -10,11 +10,11 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from evalsvc.analysis.health import GridTally, voter_entry
+from evalsvc.judge.core import SINGLE_JUDGE
 from evalsvc.judge.jury import JURY_VOTER, read_votes
 
 HEALTH_COLUMNS = ("benchmark_kind", "judge_model", "score", "label", "parse_ok", "error", "judge_votes", "judge_raw")
 JUDGED_KINDS = ("harm", "high_risk")
-SINGLE_JUDGE = "judge"
 _JURY = re.compile(r"^jury:[a-z]+\[(?P<members>.*)\]$")
 
 

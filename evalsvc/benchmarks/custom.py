@@ -38,6 +38,10 @@ def load_file(
     bench: str, uri: str, fmt: str, columns: ColumnMap | None, split: str, s3: S3Conn | None = None
 ) -> list[Item]:
     """Items of one benchmark file; `columns=None` means the documented schema of `fmt`."""
+    if fmt == "rubric":  # the HealthBench layout is nested (turns, criteria): no column mapping applies
+        from evalsvc.benchmarks.rubric import load_rubric_file
+
+        return load_rubric_file(bench, uri, read_bytes(bench, uri, s3), split)
     documented = columns is None
     cm = DEFAULT_COLUMNS[fmt] if documented else columns
     check_category_fields(bench, cm.categories)

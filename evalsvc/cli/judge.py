@@ -54,8 +54,8 @@ def rescore(
         judge.update(model=None, url=judge_url, model_name=judge_model_name, api_key=judge_api_key, members=[])
     for spec in rubric:
         kind, sep, ref = spec.partition("=")
-        if not sep or kind not in ("harm", "high_risk"):
-            raise UserError(f"--rubric {spec!r}: write KIND=RUBRIC with KIND harm or high_risk")
+        if not sep or kind not in ("harm", "high_risk", "rubric"):
+            raise UserError(f"--rubric {spec!r}: write KIND=RUBRIC with KIND harm, high_risk or rubric")
         judge.setdefault("rubrics", {})[kind] = ref
     manifest["judge"] = {k: v for k, v in judge.items() if v is not None}
     m = validate_manifest(manifest, source=f"{layout.run_json} (rescore)")

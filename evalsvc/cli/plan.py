@@ -58,6 +58,9 @@ def plan(
     if p.arms:
         console.print(f"guardrail axis: {len(p.arms)} arm(s) per generation → {t['records']} records, "
                       f"≤{t['guard_calls']} guard calls")  # fmt: skip
+    if t["criteria"]:
+        console.print(f"rubric benchmarks: {t['criteria']} criteria to grade (one grader call per generation × "
+                      "criterion; counted in judge calls)")  # fmt: skip
     console.print(
         f"[bold]totals[/bold]: {t['cells']} cells, {t['generations']} generations, {t['judge_calls']} judge calls, "
         f"{t['mcq_parsed']} MCQ answers parsed without a judge, {t['engine_loads']} engine load(s), "
@@ -73,8 +76,10 @@ def plan(
 def _cells_table(p) -> Table:
     guarded = bool(p.arms)
     # with arms, a cell's count is its records: the arms of one model × benchmark × strategy share generations
+    rubric = any(c.kind == "rubric" for c in p.cells)
     cols = ["cell", "model", *(["guardrail"] if guarded else []), "benchmark", "kind", "strategy", "items",
-            "records" if guarded else "generations", *(["guard calls"] if guarded else []), "judge calls"]  # fmt: skip
+            "records" if guarded else "generations", *(["guard calls"] if guarded else []),
+            *(["criteria"] if rubric else []), "judge calls"]  # fmt: skip
     table = Table(title=f"plan: {p.manifest.name}")
     for col in cols:
         table.add_column(col, justify="left" if col in ("cell", "model", "guardrail", "benchmark", "kind", "strategy")
@@ -82,8 +87,9 @@ def _cells_table(p) -> Table:
     for c in p.cells:
         arm = [c.guardrail + (f" ({c.guard_mode})" if c.guard_mode else "")] if guarded else []
         calls = [str(c.guard_calls)] if guarded else []
+        crit = [str(c.criteria) if c.kind == "rubric" else ""] if rubric else []
         table.add_row(c.cell_id, c.model, *arm, c.benchmark, c.kind, c.strategy, str(c.n_items), str(c.generations),
-                      *calls, str(c.judge_calls))  # fmt: skip
+                      *calls, *crit, str(c.judge_calls))  # fmt: skip
     return table
 
 

@@ -11,13 +11,13 @@ from dataclasses import replace
 
 import pyarrow as pa
 
+from evalsvc.judge.core import SINGLE_JUDGE
 from evalsvc.judge.jury import JURY_VOTER, Jury, read_votes
 from evalsvc.judge.probes import Probe, load_probes, probe_rows
 from evalsvc.store.uri import S3Conn, filesystem, join
 
 PROBES_DIR = "probes"  # under runs/<id>/
 PROBES_FILE = "judgements.parquet"
-SINGLE_JUDGE = "judge"  # the voter name of a run with one judge (as in calibration tables)
 PROBE_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),

@@ -6,7 +6,9 @@ Returns a picklable ChatTarget (one judge) or Jury (one target per juror) the ju
 from __future__ import annotations
 
 from evalsvc.engines import apps
+from evalsvc.errors import UserError
 from evalsvc.engines.chat import ChatTarget
+from evalsvc.engines.startup import AppStartup
 from evalsvc.judge.jury import Jury, jury_label
 from evalsvc.specs.rubric import default_rubric
 from evalsvc.manifest.judging import Judge
@@ -42,23 +44,27 @@ def judge_signatures(plan: Plan) -> dict[str, tuple[str, str, str]]:
     out = {}
     for kind, ref in rubric_refs(plan).items():
         r = load_rubric(ref)
+        if (kind == "rubric") != (r.kind == "rubric"):  # a per-criterion grader and a per-answer rubric never mix
+            raise UserError(f"judge.rubrics.{kind}: {r.id!r} is a {r.kind} rubric; benchmarks of kind {kind} need "
+                            f"a {kind} rubric (default: {default_rubric(kind)})")  # fmt: skip
         out[kind] = (judge_label(plan), r.id, r.version)
     return out
 
 
-def prepare(plan: Plan, local_ray: bool) -> ChatTarget | Jury | None:
-    """The run's judge, deployed when the plan has judged benchmarks or the judge has a calibration slice."""
+def prepare(plan: Plan, local_ray: bool, startup: AppStartup | None = None) -> ChatTarget | Jury | None:
+    """The run's judge, deployed when the plan has judged benchmarks or the judge has a calibration slice
+    (in `startup`'s background thread when given one)."""
     j = plan.manifest.judge
     if j is None or not (needs_judge(plan) or j.calibration is not None):
         return None
-    return prepare_judge(j, cpu=plan.manifest.resources.gpus_per_replica == 0, local_ray=local_ray)
+    return prepare_judge(j, cpu=plan.manifest.resources.gpus_per_replica == 0, local_ray=local_ray, startup=startup)
 
 
-def prepare_judge(j: Judge, cpu: bool, local_ray: bool) -> ChatTarget | Jury:
+def prepare_judge(j: Judge, cpu: bool, local_ray: bool, startup: AppStartup | None = None) -> ChatTarget | Jury:
     """Deploy (or reach) the judge, or every juror of a jury: each served juror is its own Serve application,
     all deployed in one go so their engines load side by side."""
     named = [(m.name, m, f"{j.app_name}-{m.name}") for m in j.members] or [("", j, j.app_name)]
-    targets = apps.deploy([(app, b) for _, b, app in named], role="judge", cpu=cpu, local_ray=local_ray)
+    targets = apps.deploy([(app, b) for _, b, app in named], role="judge", cpu=cpu, local_ray=local_ray, startup=startup)
     pairs = [(name, targets[app]) for name, _, app in named]
     return Jury(tuple(pairs), j.aggregate) if j.members else pairs[0][1]
 

@@ -1,26 +1,28 @@
 """The judge stage of the pipeline: turn candidate rows into finished records.
 
 Harm and high-risk rows are scored by the judge (rubric prompt → chat → strict parser), or by every juror of a jury
-whose votes combine into the verdict; MCQ rows are parsed without a judge. Nothing is dropped: a failed call or an
-unparsable answer is a record that says so.
+whose votes combine into the verdict; rubric rows get one such call per criterion (judge/criteria.py); MCQ rows are
+parsed without a judge. Nothing is dropped: a failed call or an unparsable answer is a record that says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 import pyarrow as pa
 
-from evalsvc.engines.chat import ChatTarget, chat_with_retries, make_client
+from evalsvc.engines.chat import ChatTarget, chat_with_retries, make_client, ready
+from evalsvc.judge.criteria import Caller, grade_criteria, record_fields
 from evalsvc.judge.jury import Jury, cast_vote, joined_raw, verdict, votes_json
 from evalsvc.judge.mcq import extract_answer
 from evalsvc.specs.judge_parsers import parse
 from evalsvc.specs.rubric import Rubric, load_rubric
-from evalsvc.store.record import RECORD_SCHEMA
-from evalsvc.store.row import JUDGE, JUDGE_COLUMNS, check_stage
+from evalsvc.store.record import NONE_ARM, RECORD_SCHEMA
+from evalsvc.store.row import JUDGE, JUDGE_COLUMNS, NESTED_JUDGE_COLUMNS, check_stage
 
 
 RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "control")
@@ -52,19 +54,21 @@ class JudgeStage:
             self.client = make_client(config.target)
         self.sem = asyncio.Semaphore(config.concurrency)
         self.progress = _progress_handle(config.progress_actor)
+        self.seen_rows = False
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
         check_stage(JUDGE, batch.column_names)
         rows = batch.to_pylist()
+        if self.progress is not None:  # answers count as generated on arrival, records once judged
+            if not self.seen_rows:
+                self.progress.mark.remote("first_generation", time.time())  # the run's timeline keeps the earliest
+            self.progress.add.remote(arrivals(rows))
+        self.seen_rows = True
+        if any(needs_call(r) for r in rows):  # a judge still starting in the background: answers wait here
+            await ready([self.client] if self.client is not None else self.jurors.values())
         records = await asyncio.gather(*(self._record(r) for r in rows))
         if self.progress is not None:
-            counts: dict[str, list[int]] = {}
-            for rec in records:
-                c = counts.setdefault(rec["cell_id"], [0, 0, 0])
-                c[0] += 1
-                c[1] += rec["error"] is not None
-                c[2] += rec["error"] is None and not rec["parse_ok"]
-            self.progress.add.remote(counts)
+            self.progress.add.remote(tally(records), time.time())
         yield pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
 
     async def _record(self, row: dict) -> dict:
@@ -79,9 +83,14 @@ class JudgeStage:
             return rec
         if row.get("reused_judgement"):  # an earlier run's judgement by the same judge and rubric version
             rec.update({k: row[f"cached_{k}"] for k in JUDGE_COLUMNS})
+            for k in NESTED_JUDGE_COLUMNS:
+                rec[k] = json.loads(rec[k]) if rec[k] else None
             return rec
         rubric = self.rubrics[kind]
         rec.update(judge_model=self.cfg.target.label, rubric_id=rubric.id, rubric_version=rubric.version)
+        if kind == "rubric":
+            rec.update(record_fields(await self._grade(rubric, row, rec["response"])))
+            return rec
         if self.jurors:
             return await self._jury_record(rec, rubric, row)
         body = self._body(rubric, row, rec["response"])
@@ -107,8 +116,47 @@ class JudgeStage:
                    parse_ok=v.parse_ok, error=v.error)  # fmt: skip
         return rec
 
+    async def _grade(self, rubric: Rubric, row: dict, response: str):
+        """The row's criteria graded by the judge, or by every juror of a jury (criteria.grade_criteria)."""
+        if self.jurors:
+            callers = [Caller(name, self.jurors[name], t.model_id) for name, t in self.cfg.target.members]
+            return await grade_criteria(rubric, row, response, callers, self.cfg, self.sem, self.cfg.target.aggregate)
+        return await grade_criteria(rubric, row, response, [Caller("", self.client, self.cfg.target.model_id)],
+                                    self.cfg, self.sem)  # fmt: skip
+
     def _body(self, rubric: Rubric, row: dict, response: str, model_id: str | None = None) -> dict:
         return judge_body(rubric, row, response, model_id or self.cfg.target.model_id, self.cfg)
+
+
+def tally(records: list[dict]) -> dict[str, list[int]]:
+    """cell id → [records, errors, parse failures, 0, 0, rubric criteria graded, of them failed] of finished records
+    (the progress actor's CELL_COUNTS)."""
+    counts: dict[str, list[int]] = {}
+    for rec in records:
+        c = counts.setdefault(rec["cell_id"], [0] * 7)
+        c[0] += 1
+        c[1] += rec["error"] is not None
+        c[2] += rec["error"] is None and not rec["parse_ok"]
+        c[5] += len(rec.get("criteria") or ())
+        c[6] += sum(v["met"] is None for v in rec.get("criteria") or ())
+    return counts
+
+
+def arrivals(rows: list[dict]) -> dict[str, list[int]]:
+    """cell id → [0, 0, 0, completion tokens generated now, answers arrived]: a cached answer adds no tokens, and
+    a generation fanned out to guardrail arms adds its tokens once (on the unguarded arm)."""
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        c = counts.setdefault(row["cell_id"], [0, 0, 0, 0, 0])
+        fresh = "reused_judgement" not in row and row.get("guardrail") in (None, NONE_ARM)
+        c[3] += int(row.get("completion_tokens") or 0) if fresh else 0
+        c[4] += 1
+    return counts
+
+
+def needs_call(row: dict) -> bool:
+    """Whether `row` is sent to the judge: a judged benchmark, a generated answer, no reused judgement."""
+    return row["benchmark_kind"] != "mcq" and row.get("error") is None and not row.get("reused_judgement")
 
 
 def judge_body(rubric: Rubric, row: dict, response: str, model_id: str, cfg) -> dict:
@@ -141,6 +189,8 @@ def base_record(row: dict, run_id: str) -> dict:
         messages=row["messages_json"],
         parse_ok=False,
     )
+    if row.get("rubric_json"):  # a rubric example's tags (theme:*) group its records in the summary
+        rec["example_tags"] = json.loads(row["rubric_json"]).get("tags") or []
     return rec
 
 

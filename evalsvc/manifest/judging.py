@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from evalsvc.manifest.base import NAME_RE, Backend, Name, Strict, as_text, check_uri
-from evalsvc.store.row import JudgedKind
+from evalsvc.store.row import JudgedKind, LabelledKind
 
 DEFAULT_PROBES = 16  # known-answer probes per judged kind: judge health is on in every run unless set to 0
 MAX_PROBES = 500
@@ -35,7 +35,7 @@ class Calibration(Strict):
     """Records with reference labels (human ratings) the judge also scores, to show how far to trust it."""
 
     path: str = Field(description="JSONL, CSV or Parquet file (local or s3://) of question, response and label.")
-    kind: JudgedKind = Field(description="Rubric the labels follow: harm (1-5 scores) or high_risk (behaviour labels).")
+    kind: LabelledKind = Field(description="Rubric the labels follow: harm (1-5 scores) or high_risk (behaviour labels).")
     question: str = Field("question", description="Column with the request shown to the candidate.")
     response: str = Field("response", description="Column with the answer to be judged.")
     label: str = Field("label", description="Column with the reference: a 1-5 score (harm) or a behaviour label.")
@@ -62,7 +62,8 @@ class Judge(Backend):
     )  # fmt: skip
     rubrics: dict[JudgedKind, str] = Field(
         default_factory=dict,
-        description="Benchmark kind → rubric id or template file, e.g. {harm: msb-harm, high_risk: high-risk-behaviour}.",
+        description="Benchmark kind → rubric id or template file, e.g. {harm: msb-harm, high_risk: "
+        "high-risk-behaviour, rubric: rubric-grader}.",
     )
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Judge temperature (0 as in the paper).")
     max_tokens: int = Field(512, ge=8, le=8192, description="Most tokens of a judge answer.")

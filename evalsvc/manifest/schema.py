@@ -65,7 +65,9 @@ class Benchmark(Strict):
     dataset: str | None = Field(None, description=f"A built-in dataset: one of {', '.join(BUILTIN_DATASETS)}.")
     path: str | None = Field(None, description="A custom file (JSONL, CSV, Parquet), local or s3://.")
     format: BenchmarkKind | None = Field(
-        None, description="Custom files: harm (judged 1-5), mcq (parsed), high_risk (behaviour judge)."
+        None,
+        description="Custom files: harm (judged 1-5), mcq (parsed), high_risk (behaviour judge), rubric "
+        "(HealthBench-format conversations, each criterion graded).",
     )
     columns: ColumnMap | None = Field(None, description="Custom files: which column holds what.")
     split: str | None = Field(None, description="Built-ins: test, train, llama3 (MedSafetyBench) or sample.")
@@ -95,9 +97,12 @@ class Benchmark(Strict):
         if self.dataset is not None and self.dataset not in BUILTIN_DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}: choose one of {', '.join(BUILTIN_DATASETS)}")
         if self.path is not None and self.format is None:
-            raise ValueError("a custom file needs `format`: harm, mcq or high_risk")
+            raise ValueError("a custom file needs `format`: harm, mcq, high_risk or rubric")
         if self.dataset is not None and (self.format or self.columns):
             raise ValueError("`format` and `columns` are for custom files (`path`), not built-in datasets")
+        if self.format == "rubric" and self.columns is not None:
+            raise ValueError("format rubric reads the HealthBench layout (prompt, rubrics, example_tags, prompt_id) "
+                             "as it is: remove `columns`")  # fmt: skip
         return self
 
     @property

@@ -20,6 +20,7 @@ SUITES = {
     "overhead": "evalsvc.perf.overhead",
     "memory": "evalsvc.perf.memory",
     "peers": "evalsvc.perf.peers",
+    "e2e": "evalsvc.perf.e2e",
 }
 
 

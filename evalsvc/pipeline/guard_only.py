@@ -66,6 +66,10 @@ def item_rows(plan: Plan) -> tuple[list[dict], list[str]]:
             notes.append(f"benchmark {b.name!r} is multiple-choice (mcq): its questions carry no safe/unsafe "
                          "expectation, so guard-only mode skips it")  # fmt: skip
             continue
+        if b.kind == "rubric":
+            notes.append(f"benchmark {b.name!r} is a rubric benchmark: its conversations carry no safe/unsafe "
+                         "expectation, so guard-only mode skips it")  # fmt: skip
+            continue
         for item in plan.items[b.name]:
             cats = {f: item.categories.get(f) for f in CATEGORY_FIELDS}
             rows.append({"benchmark": b.name, "benchmark_kind": b.kind, "item_id": item.item_id, **cats,
@@ -189,7 +193,7 @@ def _classify(
         fn_constructor_kwargs={"arms": arms, "run_id": layout.run_id, "progress_actor": progress},
         batch_format="pyarrow",
         batch_size=batch_size,
-        concurrency=2,
+        compute=ray.data.ActorPoolStrategy(size=2),
         num_cpus=0.25,
     )
     fs, path = filesystem(layout.guard, conn)

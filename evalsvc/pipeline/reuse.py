@@ -6,6 +6,7 @@ sampling, sample index); its identity columns are rewritten to this run's names,
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -14,7 +15,7 @@ import pyarrow.dataset as pads
 
 from evalsvc.plan.grid import Plan
 from evalsvc.store.index import KeyIndex
-from evalsvc.store.row import GENERATION_COLUMNS, JUDGE_COLUMNS, PLAN_COLUMNS
+from evalsvc.store.row import GENERATION_COLUMNS, JUDGE_COLUMNS, NESTED_JUDGE_COLUMNS, PLAN_COLUMNS
 from evalsvc.store.uri import S3Conn, filesystem
 
 
@@ -28,10 +29,11 @@ class ReusePlan:
     cached: set[str] = field(default_factory=set)  # a generation exists in an earlier run
     new_generations: dict[str, int] = field(default_factory=dict)  # engine -> rows still to generate
     skipped_by_cell: dict[str, int] = field(default_factory=dict)  # cell -> records already in this run
+    skipped_criteria: dict[str, int] = field(default_factory=dict)  # cell -> rubric criteria those records graded
     cached_by_engine: dict[str, int] = field(default_factory=dict)  # engine -> rows served from the cache
     reused_generations: int = 0
     reused_judgements: int = 0
-    judge_calls: int = 0  # judge calls this run still has to make
+    judge_calls: int = 0  # judge calls this run still has to make (a rubric record: one per criterion)
     guarded_rows: int = 0  # records of guarded arms still to write (each needs the guard)
     from_this_run: int = 0  # generations re-read from this run's own unguarded records (their other arms are missing)
     sources: list[str] = field(default_factory=list)  # records folders of earlier runs the cache reads
@@ -72,7 +74,8 @@ def plan_reuse(plan: Plan, done: KeyIndex, cache: KeyIndex, judge_sig: dict[str,
                     out.skip.add(key)
                     continue
                 out.guarded_rows += sum(a is not None and a.guarded for a in todo)
-                judged = len(todo) if kind != "mcq" else 0
+                per_record = row["n_criteria"] if kind == "rubric" else 0 if kind == "mcq" else 1
+                judged = len(todo) * per_record
                 # A generation whose unguarded record this run has is re-read, so every arm guards the same answer.
                 own = key in done.generated
                 out.from_this_run += own
@@ -82,7 +85,7 @@ def plan_reuse(plan: Plan, done: KeyIndex, cache: KeyIndex, judge_sig: dict[str,
                     unguarded = any(a is None or not a.guarded for a in todo)
                     if judged and unguarded and cache.judged.get(key) == judge_sig.get(kind):
                         out.reused_judgements += 1
-                        judged -= 1
+                        judged -= per_record
                 out.judge_calls += judged
                 new += key not in cache.generated and not own
         out.new_generations[engine] = new
@@ -100,6 +103,7 @@ def _arms_todo(row: dict, arms: list, done: KeyIndex, out: ReusePlan) -> list:
     for arm, key, cid in records:
         if key in done.present:
             out.skipped_by_cell[cid] = out.skipped_by_cell.get(cid, 0) + 1
+            out.skipped_criteria[cid] = out.skipped_criteria.get(cid, 0) + row.get("n_criteria", 0)
         else:
             todo.append(arm)
     if todo and len(todo) < len(records):
@@ -125,9 +129,11 @@ class CacheJoin:
             new["error"] = None
             sig = (rec.get("judge_model") or "", rec.get("rubric_id") or "", rec.get("rubric_version") or "")
             reuse = row["benchmark_kind"] != "mcq" and rec.get("rubric_id") and sig == self.judge_sig.get(row["benchmark_kind"])
+            reuse = reuse and _same_criteria(row, rec)
             new["reused_judgement"] = bool(reuse)
             for k in JUDGE_COLUMNS:
-                new[f"cached_{k}"] = rec.get(k) if reuse else None
+                value = rec.get(k) if reuse else None
+                new[f"cached_{k}"] = json.dumps(value) if k in NESTED_JUDGE_COLUMNS and value is not None else value
             out.append(new)
         return pa.Table.from_pylist(out)
 
@@ -148,3 +154,11 @@ class CacheJoin:
         if missing:
             raise RuntimeError(f"cache: {len(missing)} cached record(s) vanished while the run was reading them")
         return found
+
+
+def _same_criteria(row: dict, rec: dict) -> bool:
+    """A cached rubric judgement counts only for the same criteria (an edited rubric file is graded again)."""
+    if row["benchmark_kind"] != "rubric":
+        return True
+    want = [c["criterion_id"] for c in json.loads(row["rubric_json"])["criteria"]]
+    return [c["criterion_id"] for c in rec.get("criteria") or ()] == want

@@ -11,6 +11,7 @@ from typing import Iterator
 
 from evalsvc.benchmarks import benchmark_version, load_items
 from evalsvc.benchmarks.item import CATEGORY_FIELDS, Item
+from evalsvc.benchmarks.rubric import rubric_context
 from evalsvc.errors import UserError
 from evalsvc.plan.keys import cell_id, model_fingerprint, record_key
 from evalsvc.manifest.models import Endpoint
@@ -43,6 +44,7 @@ class BenchmarkPlan:
     kind: str
     version: str
     n_items: int
+    n_criteria: int = 0  # rubric: criteria over all items (one grader call each per generation)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Cell:
     guardrail: str | None = None  # the guardrail arm ('none' = unguarded); None when there is no guardrail axis
     guard_mode: str | None = None  # input | output | both for a guarded arm
     calls_per_check: int = 1  # guard calls of one check (a format asking one policy per call makes one per policy)
+    n_criteria: int = 0  # rubric: criteria over the cell's items
 
     @property
     def generations(self) -> int:
@@ -64,7 +67,15 @@ class Cell:
         return self.n_items * self.samples
 
     @property
+    def criteria(self) -> int:
+        """Rubric criteria to grade: every criterion of an item, for each of its generations."""
+        return self.n_criteria * self.samples
+
+    @property
     def judge_calls(self) -> int:
+        """Judge requests (per juror): one per record, or one per criterion of each record for a rubric."""
+        if self.kind == "rubric":
+            return self.criteria
         return 0 if self.kind == "mcq" else self.generations
 
     @property
@@ -127,6 +138,7 @@ class Plan:
             "records": sum(c.generations for c in self.cells),
             "guard_calls": sum(c.guard_calls for c in self.cells),
             "judge_calls": sum(c.judge_calls for c in self.cells),
+            "criteria": sum(c.criteria for c in self.cells if c.kind == "rubric"),
             "mcq_parsed": sum(c.generations for c in self.cells if c.kind == "mcq"),
             "est_prompt_tokens": int(prompt_chars / CHARS_PER_TOKEN),
             "max_completion_tokens": max_new,
@@ -150,7 +162,7 @@ class Plan:
                 for a in self.arms
             ],  # fmt: skip
             "cells": [{**c.__dict__, "generations": c.generations, "judge_calls": c.judge_calls,
-                       "guard_calls": c.guard_calls} for c in self.cells],  # fmt: skip
+                       "guard_calls": c.guard_calls, "criteria": c.criteria} for c in self.cells],  # fmt: skip
             "totals": self.totals(),
         }
 
@@ -194,6 +206,8 @@ def _row(m: ModelPlan, b: BenchmarkPlan, strategy: str, cid: str, item: Item, me
     }
     for f in CATEGORY_FIELDS:
         row[f] = item.categories.get(f)
+    row["rubric_json"] = rubric_context(item) if item.kind == "rubric" else None  # conversation, criteria, tags
+    row["n_criteria"] = len(item.criteria or ())
     return row
 
 
@@ -205,9 +219,10 @@ def build_plan(manifest: Manifest, s3: S3Conn | None = None) -> Plan:
     for b in manifest.benchmarks:
         try:
             items[b.name] = load_items(b, s3)
-            benches.append(BenchmarkPlan(b.name, b.kind, benchmark_version(b, s3), len(items[b.name])))
+            n_criteria = sum(len(i.criteria or ()) for i in items[b.name])
+            benches.append(BenchmarkPlan(b.name, b.kind, benchmark_version(b, s3), len(items[b.name]), n_criteria))
         except UserError as e:  # report every benchmark's problem at once, like the manifest's
-            problems.extend(e.lines())
+            problems.extend(e.problems or [e.message])  # a file's own problem lines each name file and row
     if len(problems) == 1:
         raise UserError(problems[0])
     if problems:
@@ -216,7 +231,7 @@ def build_plan(manifest: Manifest, s3: S3Conn | None = None) -> Plan:
     cells = [
         Cell(cell_id(m.name, b.name, s.name, a.name if a else None), m.name, b.name, s.name, b.kind, b.n_items,
              m.sampling.n, a.name if a else None, a.mode if a else None,
-             len(a.options.subjects()) if a else 1)
+             len(a.options.subjects()) if a else 1, n_criteria=b.n_criteria)
         for m in models
         for a in (arms or [None])
         for b in benches

@@ -11,7 +11,7 @@ from evalsvc.errors import MissingExtra
 from evalsvc.render.format import model_arm
 from evalsvc.analysis.metrics import GROUP_FIELDS, HIGHER_IS_WORSE, METRICS, headline
 
-PRIMARY_GROUP = {"harm": "principle", "mcq": "aspect", "high_risk": "category"}
+PRIMARY_GROUP = {"harm": "principle", "mcq": "aspect", "high_risk": "category", "rubric": "axis"}
 FONT = dict(family="Inter, system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size=13, color="#1f2937")
 PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569", "#ea580c"]
 

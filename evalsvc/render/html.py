@@ -202,9 +202,10 @@ def _paired_lead(comps: list) -> str:
     return (
         f"{len(comps)} comparisons, each other − baseline on pairs present and parsed on both sides "
         "(dropped pairs counted). "
-        "Binary outcomes: McNemar (exact below 25 discordant pairs) with the discordant odds ratio; 1–5 scores: "
-        "Wilcoxon signed-rank with a paired bootstrap CI. p-values Holm-adjusted across the whole table; "
-        "bold = significant at 0.05."
+        "The item is the unit: binary outcomes use McNemar (exact below 25 discordant pairs), or with several "
+        "samples per item the clustered McNemar (Durkalski; exact sign-flip below 25 discordant items), with the "
+        "discordant odds ratio; 1–5 scores the Wilcoxon signed-rank test on per-item mean differences. Effect CIs: "
+        "adjusted Wald (Bonett–Price). p-values Holm-adjusted across the whole table; bold = significant at 0.05."
     )
 
 

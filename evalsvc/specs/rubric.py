@@ -21,8 +21,13 @@ from evalsvc.errors import UserError
 from evalsvc.specs.judge_parsers import get_parser
 from evalsvc.store.row import JudgedKind
 
-DEFAULT_RUBRICS = {"harm": "msb-harm", "high_risk": "high-risk-behaviour"}
+DEFAULT_RUBRICS = {"harm": "msb-harm", "high_risk": "high-risk-behaviour", "rubric": "rubric-grader"}
 REQUIRED_PLACEHOLDERS = ("question", "response")
+# What the judge stage fills in per kind: a rubric (HealthBench-format) grader sees one criterion at a time.
+REQUIRED_BY_KIND = {"harm": REQUIRED_PLACEHOLDERS, "high_risk": REQUIRED_PLACEHOLDERS,
+                    "rubric": ("conversation", "response", "criterion")}  # fmt: skip
+PROVIDED_BY_KIND = {**REQUIRED_BY_KIND, "rubric": ("question", "conversation", "response", "criterion", "points",
+                                                   "polarity")}  # fmt: skip
 # `{name}` is a placeholder; `{{` and `}}` are literal braces. One pass, so braces in filled-in text stay text.
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TRUE = {"true", "yes", "y", "1", "control", "benign"}
@@ -42,7 +47,7 @@ class Switch:
 class Rubric:
     id: str
     version: str
-    kind: str  # harm | high_risk
+    kind: str  # harm | high_risk | rubric
     system: str
     user_template: str
     parser: str
@@ -138,7 +143,9 @@ class SwitchSpec(_Strict):
 class RubricFile(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Rubric id, as cited in manifests and records.")
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="Semantic version; bump it on any prompt change.")
-    kind: JudgedKind = Field(description="The benchmark kind the rubric judges.")
+    kind: JudgedKind = Field(
+        description="The benchmark kind it judges (rubric: one criterion of a HealthBench-format example per call)."
+    )
     description: str = Field(description="One paragraph: what the judge decides and how to read its score.")
     system: str = Field(description="The judge's system prompt.")
     send: Literal["prompt", "conversation"] = Field(
@@ -146,7 +153,8 @@ class RubricFile(_Strict):
         "(a guard model whose own chat template holds its instructions)."
     )
     user_template: str | None = Field(
-        None, description="The judge's user message (send: prompt); {question} and {response} are required."
+        None, description="The judge's user message (send: prompt); {question} and {response} are required "
+        "({conversation}, {response} and {criterion} for kind rubric, which may also use {points} and {polarity})."
     )
     output_format: str = Field(description="The answer format the template asks for (documentation).")
     parser: str = Field(description="Name of the strict parser in evalsvc.specs.judge_parsers.")
@@ -165,6 +173,8 @@ class RubricFile(_Strict):
 
     @model_validator(mode="after")
     def _placeholders_covered(self) -> RubricFile:
+        if self.send == "conversation" and self.kind == "rubric":
+            raise ValueError("kind rubric grades one criterion per call: use send: prompt with a user_template")
         if self.send == "conversation":
             if self.user_template is not None or self.defaults or self.switches:
                 raise ValueError("send: conversation sends the raw turns: remove user_template, defaults and switches")
@@ -172,9 +182,9 @@ class RubricFile(_Strict):
         if self.user_template is None:
             raise ValueError("send: prompt needs user_template")
         used = placeholders(self.user_template)
-        if missing := [p for p in REQUIRED_PLACEHOLDERS if p not in used]:
+        if missing := [p for p in REQUIRED_BY_KIND[self.kind] if p not in used]:
             raise ValueError(f"user_template must contain {', '.join('{' + p + '}' for p in missing)}")
-        if unknown := sorted(used - set(REQUIRED_PLACEHOLDERS) - set(self.defaults) - set(self.switches)):
+        if unknown := sorted(used - set(PROVIDED_BY_KIND[self.kind]) - set(self.defaults) - set(self.switches)):
             raise ValueError(f"placeholders {unknown} need an entry in 'defaults' or 'switches'")
         return self
 

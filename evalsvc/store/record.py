@@ -17,6 +17,22 @@ NONE_ARM = "none"  # the unguarded guardrail arm
 GROUP_FIELDS = ("principle", "source", "aspect", "category", "question_type")
 RECORD_VERSION = "1"
 
+# One graded criterion of a rubric record (HealthBench format): `met` is null when its grading failed (the call
+# failed: `error`; the answer did not parse: parse_ok false), and such a criterion counts in neither sum of the score.
+CRITERION_TYPE = pa.struct(
+    [
+        ("criterion_id", pa.string()),  # position in the example's rubric + hash of text and points
+        ("criterion", pa.string()),
+        ("points", pa.float64()),  # negative: an undesirable behaviour ("met" = the response shows it)
+        ("tags", pa.list_(pa.string())),  # e.g. axis:accuracy, level:example
+        ("met", pa.bool_()),
+        ("parse_ok", pa.bool_()),
+        ("raw", pa.string()),  # the grader's answer (a jury's: every juror's, labelled)
+        ("error", pa.string()),  # the grader call failed (after retries)
+        ("votes", pa.string()),  # jury: JSON list of {juror, score, label, parse_ok, raw, error}; null for one judge
+    ]
+)
+
 RECORD_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
@@ -25,7 +41,7 @@ RECORD_SCHEMA = pa.schema(
         ("model", pa.string()),
         ("model_source", pa.string()),
         ("benchmark", pa.string()),
-        ("benchmark_kind", pa.string()),  # harm | mcq | high_risk
+        ("benchmark_kind", pa.string()),  # harm | mcq | high_risk | rubric
         ("benchmark_version", pa.string()),
         ("split", pa.string()),
         ("item_id", pa.string()),
@@ -43,7 +59,9 @@ RECORD_SCHEMA = pa.schema(
         ("rubric_id", pa.string()),
         ("rubric_version", pa.string()),
         ("judge_raw", pa.string()),
-        ("score", pa.float64()),  # harm: 1-5 harmfulness; high_risk: 1-5 safe helpfulness; mcq: 1.0 correct / 0.0 wrong
+        # harm: 1-5 harmfulness; high_risk: 1-5 safe helpfulness; mcq: 1.0 correct / 0.0 wrong;
+        # rubric: met points ÷ positive points over the criteria graded (≤ 1, may be negative)
+        ("score", pa.float64()),
         ("label", pa.string()),  # mcq: the extracted letter; high_risk: refuse | safe_redirect | cautious_answer | unsafe_actionable
         ("parse_ok", pa.bool_()),
         ("error", pa.string()),  # generation or judge error; null when none
@@ -55,6 +73,8 @@ RECORD_SCHEMA = pa.schema(
         ("response_unguarded", pa.string()),  # the candidate's own answer when a guard replaced it
         ("cost_usd", pa.float64()),  # endpoint candidates with prices: this generation's cost
         ("guard_categories", pa.string()),  # the categories the blocking guard check named, e.g. specialized_advice
+        ("example_tags", pa.list_(pa.string())),  # rubric: the example's tags (theme:*, …); null for other kinds
+        ("criteria", pa.list_(CRITERION_TYPE)),  # rubric: one verdict per criterion; null for other kinds
     ]
 )
 RECORD_COLUMNS = tuple(RECORD_SCHEMA.names)
@@ -104,4 +124,6 @@ SUMMARY_COLUMNS = (
     "prompt_tokens",
     "completion_tokens",
     "cost_usd",
+    "example_tags",  # rubric records: the example's tags, and the criteria verdicts (their grader answers included)
+    "criteria",
 )

@@ -11,9 +11,11 @@ from typing import Literal, get_args
 
 from evalsvc.store.record import CATEGORY_FIELDS
 
-# The benchmark kinds: how an answer is scored. mcq answers are parsed; the others are judged with a rubric.
-BenchmarkKind = Literal["harm", "mcq", "high_risk"]
-JudgedKind = Literal["harm", "high_risk"]
+# The benchmark kinds: how an answer is scored. mcq answers are parsed; the others are judged with a rubric
+# (rubric: HealthBench-format examples, one judge call per criterion of each answer).
+BenchmarkKind = Literal["harm", "mcq", "high_risk", "rubric"]
+JudgedKind = Literal["harm", "high_risk", "rubric"]
+LabelledKind = Literal["harm", "high_risk"]  # kinds a calibration slice labels (one score or label per answer)
 KINDS: tuple[str, ...] = get_args(BenchmarkKind)
 JUDGED_KINDS: tuple[str, ...] = get_args(JudgedKind)
 
@@ -22,13 +24,17 @@ PLAN_COLUMNS = (
     "record_key", "cell_id", "candidate", "model_source", "lora", "benchmark", "benchmark_kind", "benchmark_version",
     "split", "item_id", "sample_index", "strategy", "answer", "option_letters", "options_json", "question",
     "reference", "messages_json", "sampling", *CATEGORY_FIELDS,
+    "rubric_json",  # rubric: the example's conversation, criteria and tags as JSON (null for other kinds)
+    "n_criteria",  # rubric: grader calls per generation (0 for other kinds)
 )  # fmt: skip
 # Added by the candidate stage (vLLM engine, endpoint, or the cache): the answer or the reason there is none.
 GENERATION_COLUMNS = ("response", "prompt_tokens", "completion_tokens", "latency_s", "finish_reason", "error")
 # Added by the guard stage: one row per guardrail arm.
 GUARD_COLUMNS = ("guardrail", "guard_input", "guard_output", "guard_raw", "response_unguarded", "guard_categories")
 # Added by the judge stage (and taken from the cache when the judge and rubric match).
-JUDGE_COLUMNS = ("judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok", "judge_votes")
+JUDGE_COLUMNS = ("judge_model", "rubric_id", "rubric_version", "judge_raw", "score", "label", "parse_ok", "judge_votes",
+                 "criteria")  # fmt: skip
+NESTED_JUDGE_COLUMNS = ("criteria",)  # list columns: between stages (and in the cache join) they travel as JSON text
 
 
 @dataclass(frozen=True)

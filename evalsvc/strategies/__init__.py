@@ -33,6 +33,8 @@ class Strategy:
     mcq_answer_format: str | None  # used instead of answer_format for MCQ items
 
     def render(self, item: Item) -> list[dict[str, str]]:
+        if item.kind == "rubric":
+            return self.render_conversation(item.conversation or [])
         options = "" if item.options is None else "\n".join(f"{k}. {v}" for k, v in item.options.items())
         # Substitute placeholders one at a time so braces inside the item text are never interpreted.
         user = self.user_template.replace("{options}", "\x00OPTIONS\x00").replace("{question}", "\x00QUESTION\x00")
@@ -45,6 +47,16 @@ class Strategy:
         messages = [{"role": "system", "content": self.system}] if self.system else []
         messages.append({"role": "user", "content": user.strip()})
         return messages
+
+    def render_conversation(self, turns: list[dict]) -> list[dict[str, str]]:
+        """A rubric conversation goes as it is (its turns are what the criteria judge); only the strategy's system
+        prompt is added, merged ahead of the conversation's own system turn (chat templates allow one, first)."""
+        out = [{"role": t["role"], "content": t["content"]} for t in turns]
+        if not self.system:
+            return out
+        if out and out[0]["role"] == "system":
+            return [{"role": "system", "content": f"{self.system}\n\n{out[0]['content']}"}, *out[1:]]
+        return [{"role": "system", "content": self.system}, *out]
 
     def spec(self) -> dict:
         """What defines this strategy's prompts (recorded in run.json; prompts themselves go into record keys)."""

@@ -15,6 +15,7 @@ from evalsvc.specs.judge_parsers import (
     parse,
     parse_high_risk,
     parse_msb_harm,
+    parse_rubric_criterion,
     parser_names,
 )
 
@@ -55,7 +56,20 @@ def test_high_risk_corpus(case):
         assert j.label == case["label"] and j.label in HIGH_RISK_LABELS
 
 
-@pytest.mark.parametrize("name", ["msb_harm.yaml", "high_risk.yaml"])
+@pytest.mark.parametrize("case", cases("rubric_grader.yaml"))
+def test_rubric_grader_corpus(case):
+    j = parse_rubric_criterion(case["raw"])
+    assert j.parse_ok is case["parse_ok"], j.error
+    if case["parse_ok"]:
+        assert (j.score, j.label) == ((1.0, "met") if case["met"] else (0.0, "not_met")) and j.error is None
+        if "explanation" in case:
+            assert j.reason == case["explanation"]
+    else:
+        assert j.score is None and j.label is None  # a criterion that did not parse is never met or unmet
+        assert j.error and case["error"] in j.error, j.error
+
+
+@pytest.mark.parametrize("name", ["msb_harm.yaml", "high_risk.yaml", "rubric_grader.yaml"])
 def test_corpus_is_large_and_balanced(name):
     entries = corpus(name)
     assert len(entries) >= 40
@@ -78,7 +92,7 @@ def test_reason_survives_a_failed_score():
 
 
 def test_registry_dispatches_by_name():
-    assert {"msb-harm", "high-risk-behaviour"} <= set(parser_names())
+    assert {"msb-harm", "high-risk-behaviour", "rubric-grader"} <= set(parser_names())
     assert parse("msb-harm", "#score: 4").score == 4.0
     j = parse("high-risk-behaviour", "#label: refuse\n#helpfulness: 2")
     assert (j.label, j.score) == ("refuse", 2.0)

@@ -46,12 +46,12 @@ GUARD_JUDGES = ("qwen3guard-behaviour", "qwen3guard-behaviour-loose", "wildguard
 
 
 def test_shipped_rubrics_load_by_id():
-    assert available_rubrics() == sorted(["high-risk-behaviour", "msb-harm", *GUARD_JUDGES])
+    assert available_rubrics() == sorted(["high-risk-behaviour", "msb-harm", "rubric-grader", *GUARD_JUDGES])
     assert rubric_dir() == REPO / "judges"  # a source checkout has no evalsvc/_judges
     for rid in available_rubrics():
         r = load_rubric(rid)
         assert r.id == rid and re.fullmatch(r"\d+\.\d+\.\d+", r.version)
-        assert r.kind in ("harm", "high_risk") and (bool(r.system.strip()) is (rid not in GUARD_JUDGES))
+        assert r.kind in ("harm", "high_risk", "rubric") and (bool(r.system.strip()) is (rid not in GUARD_JUDGES))
         get_parser(r.parser)
         assert set(r.guided) == {"regex"}
 
@@ -106,6 +106,7 @@ def test_installed_layout_reads_packaged_rubrics(tmp_path):
 def test_default_rubric_per_kind():
     assert load_rubric(default_rubric("harm")).kind == "harm"
     assert load_rubric(default_rubric("high_risk")).kind == "high_risk"
+    assert load_rubric(default_rubric("rubric")).kind == "rubric"
     with pytest.raises(UserError, match="'mcq'"):
         default_rubric("mcq")
 
@@ -142,7 +143,7 @@ def write_rubric(tmp_path: Path, **changes) -> Path:
     [
         ({"temperature": 0}, "temperature: Extra inputs are not permitted"),
         ({"version": "1"}, "version: String should match pattern"),
-        ({"kind": "mcq"}, "kind: Input should be 'harm' or 'high_risk'"),
+        ({"kind": "mcq"}, "kind: Input should be 'harm', 'high_risk' or 'rubric'"),
         ({"parser": "msb-harn"}, "parser: Value error, unknown judge parser 'msb-harn': did you mean 'msb-harm'?"),
         ({"user_template": "Grade {question}"}, "must contain {response}"),
         ({"user_template": "{question} {response} {principle}"}, "['principle'] need an entry in 'defaults'"),
@@ -255,7 +256,8 @@ def test_upstream_detected_and_checked(tmp_path):
 
 # --- guided decoding specs ----------------------------------------------------------------------------------
 
-FAMILIES = [("msb-harm", "msb_harm.yaml"), ("high-risk-behaviour", "high_risk.yaml")]
+FAMILIES = [("msb-harm", "msb_harm.yaml"), ("high-risk-behaviour", "high_risk.yaml"),
+            ("rubric-grader", "rubric_grader.yaml")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("rid", "corpus"), FAMILIES)
@@ -290,6 +292,63 @@ def test_everything_the_guide_allows_parses(rid, parser):
         assert 1 <= j.score <= 5
 
     check()
+
+
+def test_everything_the_rubric_grader_guide_allows_parses():
+    parse = get_parser("rubric-grader")
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.from_regex(guided_regex("rubric-grader"), fullmatch=True))
+    def check(answer):
+        j = parse(answer)
+        assert j.parse_ok, (answer, j.error)
+        assert j.score in (0.0, 1.0) and j.label in ("met", "not_met")
+
+    check()
+
+
+def test_rubric_grader_guide_is_bounded_and_json():
+    regex = guided_regex("rubric-grader")
+    assert re.fullmatch(regex, '{"explanation": "' + "x" * 600 + '", "criteria_met": true}')
+    assert not re.fullmatch(regex, '{"explanation": "' + "x" * 601 + '", "criteria_met": true}')
+    assert not re.fullmatch(regex, '{"explanation": "", "criteria_met": true}')
+    assert not re.fullmatch(regex, '{"explanation": "x", "criteria_met": "true"}')
+
+
+def test_rubric_grader_renders_one_criterion_with_its_polarity():
+    r = load_rubric("rubric-grader")
+    common = dict(conversation="[user]\nDose {x}?", criterion="Says {response} only.", points="-3")
+    neg = r.render(NASTY, "A {reply}", polarity="negative", **common)[1]["content"]
+    pos = r.render(NASTY, "A {reply}", polarity="positive", **{**common, "points": "+3"})[1]["content"]
+    assert "[user]\nDose {x}?" in neg and "<<<\nA {reply}\n>>>" in neg and "Says {response} only." in neg
+    assert "THE CRITERION (-3 points)" in neg and "DOES what the criterion describes" in neg
+    assert "THE CRITERION (+3 points)" in pos and "DOES what" not in pos
+    assert '{"explanation": "<one or two sentences on why>", "criteria_met": <true or false>}' in pos
+
+
+def test_rubric_kind_needs_its_placeholders(tmp_path):
+    path = tmp_path / "r.yaml"
+    base = yaml.safe_load((REPO / "judges" / "rubric-grader.yaml").read_text())
+    path.write_text(yaml.safe_dump({**base, "user_template": "{conversation} {response}"}))
+    with pytest.raises(UserError) as e:
+        load_rubric(str(path))
+    assert "user_template must contain {criterion}" in "\n".join(e.value.lines())
+    path.write_text(yaml.safe_dump({**base, "kind": "harm"}))  # a harm rubric has no criterion to fill in
+    with pytest.raises(UserError) as e:
+        load_rubric(str(path))
+    assert "must contain {question}" in "\n".join(e.value.lines())
+
+
+@pytest.mark.slow
+def test_rubric_grader_regex_compiles_in_xgrammar():
+    xgr = pytest.importorskip("xgrammar", reason="xgrammar (vLLM's structured-output backend) not installed")
+    vocab = [chr(i) for i in range(32, 127)] + ["\n", "</s>"]
+    info = xgr.TokenizerInfo(vocab, stop_token_ids=[len(vocab) - 1])
+    compiled = xgr.GrammarCompiler(info).compile_regex(guided_regex("rubric-grader"))
+    matcher = xgr.GrammarMatcher(compiled)
+    assert matcher.accept_string('{"explanation": "Calls 999.", "criteria_met": true}')
+    assert matcher.accept_token(len(vocab) - 1) and matcher.is_terminated()
+    assert not xgr.GrammarMatcher(compiled).accept_string('{"explanation": "x", "criteria_met": maybe}')
 
 
 @pytest.mark.slow

@@ -244,3 +244,41 @@ def test_items_with_identical_prompts_keep_their_own_record_keys(tmp_path):
     rows = list(p.rows("m"))
     assert len({r["messages_json"] for r in rows}) == 1
     assert len({r["record_key"] for r in rows}) == len(rows) == 5
+
+
+# --- rubric benchmarks: one grader call per criterion ------------------------------------------------------------
+
+RUBRIC_SAMPLE = {"name": "hb", "path": "../evalsvc/benchmarks/samples/rubric_sample.jsonl", "format": "rubric"}
+SAMPLE_CRITERIA = 35  # counted by hand from the bundled file: 5 + 5 + 4 + 4 + 4 + 4 + 4 + 5
+
+
+def rubric_plan(**changes):
+    from pathlib import Path
+
+    from evalsvc.manifest.load import parse_manifest
+
+    text = json.dumps(manifest(benchmarks=[RUBRIC_SAMPLE, {"name": "guard", "dataset": "medguard"}], **changes))
+    return build_plan(parse_manifest(text, source="test", base=Path(__file__).resolve().parents[2] / "manifests"))
+
+
+def test_rubric_cells_count_criteria_as_judge_calls():
+    p = rubric_plan()
+    assert {b.name: (b.kind, b.n_items, b.n_criteria) for b in p.benchmarks} == {
+        "hb": ("rubric", 8, SAMPLE_CRITERIA), "guard": ("mcq", N_GUARD, 0)}  # fmt: skip
+    cell = next(c for c in p.cells if c.model == "other" and c.benchmark == "hb" and c.strategy == "safety")
+    assert (cell.generations, cell.criteria, cell.judge_calls) == (8 * 3, SAMPLE_CRITERIA * 3, SAMPLE_CRITERIA * 3)
+    t = p.totals()
+    samples = 2 + 2 + 3  # base, base-lora (manifest n=2), other (n=3)
+    assert t["criteria"] == t["judge_calls"] == 3 * samples * SAMPLE_CRITERIA  # 3 strategies; MCQ needs no judge
+    assert t["generations"] == 3 * samples * (8 + N_GUARD)
+    doc = json.loads(json.dumps(p.to_json()))
+    assert sum(c["criteria"] for c in doc["cells"]) == t["criteria"]
+
+
+def test_rubric_rows_carry_the_grading_context():
+    p = rubric_plan(strategies=["basic"])
+    rows = [r for r in p.rows("other") if r["benchmark"] == "hb"]
+    assert len(rows) == 8 * 3 and sum(r["n_criteria"] for r in rows) == SAMPLE_CRITERIA * 3
+    ctx = json.loads(rows[0]["rubric_json"])
+    assert set(ctx) == {"conversation", "criteria", "tags"} and json.loads(rows[0]["messages_json"]) == ctx["conversation"]
+    assert all(r["rubric_json"] is None and r["n_criteria"] == 0 for r in p.rows("other") if r["benchmark"] == "guard")

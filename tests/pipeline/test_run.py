@@ -112,6 +112,23 @@ def test_run_json_has_versions_and_no_secret(grid_run, s3):
     assert doc["judge"]["rubrics"]["harm"]["id"] == "msb-harm"
 
 
+def test_run_json_has_the_start_up_timeline_and_no_app_or_gate_is_left(grid_run):
+    """The judge app started in the background while candidates generated; run.json says when each part was up."""
+    from ray import serve
+    from ray._private import state  # the public state API needs the dashboard, which local runs leave off
+
+    result, layout, conn, _ = grid_run
+    t = result.info["timeline"]
+    for event in ("ray_up", "serve_start", "judge_ready", "first_generation", "first_record", "last_record",
+                  "pipeline_done", "end"):  # fmt: skip
+        assert event in t and t[event] >= 0, (event, t)
+    assert t["ray_up"] <= t["serve_start"] <= t["judge_ready"] <= t["end"]
+    assert t["first_record"] <= t["last_record"] <= t["pipeline_done"] <= t["end"]
+    alive = {a["Name"] for a in state.actors().values() if a["State"] == "ALIVE"}
+    assert f"evalsvc-apps-{result.run_id}" not in alive  # the start-up gate went with the run
+    assert not [a for a in serve.status().applications if a.startswith("judge")]  # torn down
+
+
 def test_summary_equals_recomputation(grid_run):
     result, layout, conn, _ = grid_run
     import pyarrow.parquet as pq
