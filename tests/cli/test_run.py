@@ -16,7 +16,7 @@ from tests.pipeline.conftest import S3_REFS
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-OURS = ("Ray, Serve and vLLM output:", "plan: ", "[")  # the log path, the plan line, progress lines
+OURS = ("Ray, Serve and vLLM output:", "plan: ", "[", "⚠ judge", "judge health:")  # ours, judge health too
 
 
 def tiny_manifest(model_dir: str, uri: str) -> dict:
@@ -27,7 +27,7 @@ def tiny_manifest(model_dir: str, uri: str) -> dict:
         "benchmarks": [{"name": "msb", "dataset": "medsafetybench", "select": {"sample": 1, "per": "principle"}}],
         "strategies": ["basic"],
         "sampling": {"max_tokens": 8, "temperature": 0.0},
-        "judge": {"model": {"source": model_dir, "engine_args": engine}, "max_tokens": 16},
+        "judge": {"model": {"source": model_dir, "engine_args": {**engine, "max_model_len": 2048}}, "max_tokens": 16},
         "output": {"uri": uri, "s3": S3_REFS},
         "resources": {"batch_size": 8},
     }
@@ -44,9 +44,10 @@ def test_json_stdout_is_one_document_and_ray_output_goes_to_the_log(tiny_model, 
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(proc.stdout)  # raises on anything before or after the one document
     assert doc["state"] == "succeeded" and doc["run_id"] == "cli-1" and doc["status"]["done"] == 9
+    assert doc["status"]["cells"][0]["errors"] == 0
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert [ln for ln in lines if not ln.startswith(OURS)] == [], proc.stderr[-3000:]
     assert any(ln.startswith("plan: 1 cell (1 model × 1 benchmark × 1 strategy), 9 records") for ln in lines)
-    assert any("succeeded: 9/9 generated · 9/9 records" in ln for ln in lines)  # the last plain progress line
+    assert any("succeeded: 9/9 generated · 9/9 records · 0 errors" in ln for ln in lines)  # the last plain line
     log = logs / "cli-1.log"
     assert log.stat().st_size > 0  # Ray's, Serve's and vLLM's output went here instead
