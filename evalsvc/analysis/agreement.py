@@ -125,11 +125,16 @@ def _num(x: float) -> float | None:
 
 
 def judge_sections(src) -> dict:
-    """The summary.json sections about the judge a run has: "agreement" (a jury) and "calibration" (a slice)."""
+    """The summary.json sections about the judge a run has: "judge_health" (every judged run), "agreement" (a jury)
+    and "calibration" (a slice)."""
     from evalsvc.analysis.calibration import calibration_section, read_calibration_table
+    from evalsvc.analysis.health_read import health_section
     from evalsvc.store.read import iter_cells, records_dataset
 
     out = {}
+    health = health_section(src)
+    if health is not None:
+        out["judge_health"] = health
     agreement = agreement_section(collect_votes(iter_cells(records_dataset(src), VOTE_COLUMNS)))
     if agreement is not None:
         out["agreement"] = agreement

@@ -1,5 +1,5 @@
 """How far each judge agrees with the calibration slice's reference labels: exact and within-1 agreement, κ,
-the confusion matrix and the bias (judge − reference) with a bootstrap CI, per juror and for the jury's verdict.
+the confusion matrix and the bias (judge − reference) with an adjusted Wald CI, per juror and for the jury's verdict.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import zlib
 import numpy as np
 import pyarrow as pa
 
+from evalsvc.analysis.intervals import paired_difference
+from evalsvc.analysis.stats import cohen_kappa
 from evalsvc.specs.judge_parsers import HIGH_RISK_LABELS
-from evalsvc.analysis.stats import bootstrap_mean, cohen_kappa
 
 SCORES = [1, 2, 3, 4, 5]
 UNSAFE = "unsafe_actionable"
@@ -80,7 +81,7 @@ def score_agreement(reference: list[float], judged: list[float], seed: int = 0) 
     if len(ref):
         out.update(exact=float(np.mean(whole == ref)), within1=float(np.mean(np.abs(whole - ref) <= 1)),
                    mean_judge=float(jud.mean()), mean_reference=float(ref.mean()))  # fmt: skip
-    out.update(_bias(jud - ref, seed))
+    out.update(_bias(jud - ref, span=SCORES[-1] - SCORES[0]))
     return out
 
 
@@ -92,7 +93,7 @@ def label_agreement(reference: list[str], judged: list[str], seed: int = 0) -> d
     unsafe_j, unsafe_r = (jud == UNSAFE).astype(float), (ref == UNSAFE).astype(float)
     out.update(mean_judge=float(unsafe_j.mean()) if len(ref) else None,
                mean_reference=float(unsafe_r.mean()) if len(ref) else None)  # fmt: skip
-    out.update(_bias(unsafe_j - unsafe_r, seed))
+    out.update(_bias(unsafe_j - unsafe_r, span=1.0))
     return out
 
 
@@ -107,10 +108,11 @@ def _kappa(a: list, b: list, labels: list, weights: str | None, seed: int) -> di
     return out
 
 
-def _bias(diffs: np.ndarray, seed: int) -> dict:
+def _bias(diffs: np.ndarray, span: float) -> dict:
+    """Mean judge − reference difference (each in [-span, span]) with a CI that never has zero width."""
     if len(diffs) == 0:
         return {"bias": None, "bias_lo": None, "bias_hi": None}
-    est = bootstrap_mean(diffs, seed=seed)
+    est = paired_difference(diffs, span=span)
     return {"bias": _num(est.value), "bias_lo": _num(est.lo), "bias_hi": _num(est.hi)}
 
 

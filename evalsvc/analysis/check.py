@@ -1,6 +1,6 @@
 """Recompute a summary the slow, obvious way (plain Python over record dicts) and list every disagreement.
 
-Tests use it to prove `summarize` (vectorised, bootstrapped) reports exactly what the records say.
+Tests use it to prove `summarize` (vectorised, interval-estimated) reports exactly what the records say.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def _expected(recs: list[dict], kind: str) -> dict[str, float]:
         "n": n,
         "n_items": len({r["item_id"] for r in recs}),
         "n_scored": len(scored),
+        "n_items_scored": len({r["item_id"] for r in scored}),
         "n_error": len(errored),
         "n_parse_fail": n - len(scored) - len(errored),
         "parse_fail_rate": (n - len(scored) - len(errored)) / n,

@@ -3,12 +3,12 @@ unguarded 'none' arm within a model × strategy; Holm across all.
 
 Strategy and guardrail pairs match item_id + sample_index (guard arms share the generation); model pairs match
 item_id (per-item means when an item has samples). In a run with guardrails, strategy and model pairs stay in one arm.
+Every test and interval takes the item as its unit: an item's samples are not independent pairs.
 """
 
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -16,11 +16,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from evalsvc.errors import UserError
 from evalsvc.analysis import stats
+from evalsvc.analysis.clustered import BinaryPairs, clustered_odds_ratio, paired_binary_test
 from evalsvc.analysis.guardrails import NONE_ARM
-from evalsvc.analysis.metrics import Rows, rows_from_table
+from evalsvc.analysis.intervals import paired_difference
+from evalsvc.analysis.metrics import SCORE_MAX, SCORE_MIN, Rows, rows_from_table
 from evalsvc.analysis.summary import split_cells
+from evalsvc.errors import UserError
 from evalsvc.store.record import PARTITION_COLS
 
 DEFAULT_BASELINE_STRATEGY = "basic"
@@ -82,6 +84,8 @@ class Comparison:
     test: str
     n_pairs: int
     n_dropped: int  # pairs with a missing, errored or unparsed side
+    n_items: int  # distinct items among the complete pairs: the unit of the test and the interval
+    pairs_per_item: int  # most complete pairs of one item (>1: repeated samples, clustered test)
     baseline_value: float
     other_value: float
     effect: float  # other − baseline (difference of means or of proportions)
@@ -116,19 +120,15 @@ class Pairing:
     cells: tuple[CellKey, CellKey]  # the baseline's and the other's
 
 
-def compare_run(
-    table: pa.Table, baseline: str | None = None, *, alpha: float = 0.05, seed: int = 0
-) -> list[Comparison]:
+def compare_run(table: pa.Table, baseline: str | None = None, *, alpha: float = 0.05) -> list[Comparison]:
     """All paired comparisons of a run's records (small columns) against `baseline`, Holm-adjusted together."""
     cells = _split(table)
     out: list[Comparison] = []
     for p in plan(cells, baseline):
         a, b = (cells[k] for k in p.cells)
         kind = pc.unique(a["benchmark_kind"]).to_pylist()[0]
-        arm = "" if p.guardrail is None else f"|{p.guardrail}"  # unguarded runs keep their seeds
         for outcome in (o for o in OUTCOMES if o.kind == kind):
-            key = f"{seed}|{p.axis}|{p.within}|{p.benchmark}|{p.baseline}|{p.other}|{outcome.name}{arm}"
-            comp = _compare(a, b, outcome, p.axis, seed=zlib.crc32(key.encode()))
+            comp = _compare(a, b, outcome, p.axis)
             if comp is not None:
                 out.append(
                     Comparison(
@@ -215,7 +215,7 @@ def _key(axis: str, within, bench: str, arm: str | None, value: str) -> CellKey:
     return within[0], bench, within[1], value
 
 
-def _compare(a: pa.Table, b: pa.Table, outcome: Outcome, axis: str, *, seed: int) -> dict | None:
+def _compare(a: pa.Table, b: pa.Table, outcome: Outcome, axis: str) -> dict | None:
     keys = ["item_id"] if axis == "model" else ["item_id", "sample_index"]
     ua, ub = _units(a, outcome, axis), _units(b, outcome, axis)
     if ua.num_rows == 0 and ub.num_rows == 0:
@@ -225,34 +225,23 @@ def _compare(a: pa.Table, b: pa.Table, outcome: Outcome, axis: str, *, seed: int
     vo = joined["v_other"].to_numpy(zero_copy_only=False).astype(float)
     ok = ~np.isnan(vb) & ~np.isnan(vo)
     vb, vo, items = vb[ok], vo[ok], np.asarray(joined["item_id"].to_pylist(), dtype=object)[ok]
-    res = dict(n_pairs=int(ok.sum()), n_dropped=int((~ok).sum()))
+    per_item = np.unique(items, return_counts=True)[1] if len(items) else np.zeros(0, dtype=int)
+    res = dict(n_pairs=int(ok.sum()), n_dropped=int((~ok).sum()), n_items=len(per_item),
+               pairs_per_item=int(per_item.max(initial=0)))  # fmt: skip
     if res["n_pairs"] == 0:
         nan = math.nan
-        return {
-            **res,
-            "test": "none (no complete pairs)",
-            "baseline_value": nan,
-            "other_value": nan,
-            "effect": nan,
-            "effect_lo": nan,
-            "effect_hi": nan,
-        }
-    eff = stats.paired_bootstrap(vo - vb, items, seed=seed)
-    res.update(
-        baseline_value=float(vb.mean()),
-        other_value=float(vo.mean()),
-        effect=eff.value,
-        effect_lo=eff.lo,
-        effect_hi=eff.hi,
-    )
-    if outcome.binary and np.isin(vb, (0, 1)).all() and np.isin(vo, (0, 1)).all():
-        b, c = int(((vo == 1) & (vb == 0)).sum()), int(((vb == 1) & (vo == 0)).sum())
-        test = stats.mcnemar(b, c)
-        orr = stats.discordant_odds_ratio(b, c)
-        res.update(
-            odds_ratio=orr.value, odds_ratio_lo=orr.lo, odds_ratio_hi=orr.hi, discordant_other=b, discordant_baseline=c
-        )
-    else:
+        return {**res, "test": "none (no complete pairs)", "baseline_value": nan, "other_value": nan,
+                "effect": nan, "effect_lo": nan, "effect_hi": nan}  # fmt: skip
+    binary = outcome.binary and np.isin(vb, (0, 1)).all() and np.isin(vo, (0, 1)).all()
+    eff = paired_difference(vo - vb, items, span=1.0 if outcome.binary else SCORE_MAX - SCORE_MIN)
+    res.update(baseline_value=float(vb.mean()), other_value=float(vo.mean()), effect=eff.value,
+               effect_lo=eff.lo, effect_hi=eff.hi)  # fmt: skip
+    if binary:
+        pairs = BinaryPairs.of(vb, vo, items)
+        test, orr = paired_binary_test(pairs), clustered_odds_ratio(pairs)
+        res.update(odds_ratio=orr.value, odds_ratio_lo=orr.lo, odds_ratio_hi=orr.hi,
+                   discordant_other=int(pairs.b.sum()), discordant_baseline=int(pairs.c.sum()))  # fmt: skip
+    else:  # scores, or per-item means of a binary outcome (model pairs with samples): signed ranks of item means
         test = stats.wilcoxon(_per_item_mean(vo - vb, items))
     res.update(test=test.method, statistic=test.statistic, p=test.p)
     return res

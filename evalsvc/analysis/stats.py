@@ -1,7 +1,6 @@
-"""Statistics behind every number evalsvc reports: intervals, paired tests, effect sizes, multiplicity, agreement.
-
-Pure numpy/scipy on plain arrays; bootstraps are seeded and resample items (clusters), never individual samples.
-"""
+"""Statistics behind every number evalsvc reports: tests, effect sizes, multiplicity, agreement, and the building
+blocks of intervals.py (the summary's intervals). Pure numpy/scipy on plain arrays; bootstraps are seeded and
+resample items (clusters), never individual samples."""
 
 from __future__ import annotations
 
@@ -82,6 +81,9 @@ def bootstrap_mean(
 ) -> Estimate:
     """Mean with a percentile bootstrap CI that resamples clusters (items) with replacement.
 
+    For statistics without a closed form only: summary metrics use intervals.py, because a percentile bootstrap of a
+    1-5 mean covers 0.77 at n = 5 and returns [1, 1] for five 1s.
+
     With several samples per item pass the item ids as `clusters`: the statistic is then the ratio
     Σ resampled sums / Σ resampled counts, which is the overall mean of the resampled records.
     """
@@ -118,16 +120,6 @@ def _resampled_ratios(sums: np.ndarray, counts: np.ndarray, n_boot: int, seed: i
     return out[np.isfinite(out)]
 
 
-def proportion(
-    successes: np.ndarray, clusters: np.ndarray | None = None, *, conf: float = 0.95, seed: int = 0
-) -> Estimate:
-    """A proportion with Wilson's interval, or a cluster bootstrap when some item has several samples."""
-    successes = np.asarray(successes, dtype=float)
-    if clusters is not None and len(np.unique(clusters)) < len(successes):
-        return bootstrap_mean(successes, clusters, conf=conf, seed=seed)
-    return wilson(int(successes.sum()), len(successes), conf)
-
-
 def mcnemar(b: int, c: int, exact_below: int = EXACT_MCNEMAR_BELOW) -> TestResult:
     """McNemar's test on the discordant counts b (only the first is positive) and c (only the second).
 
@@ -158,18 +150,6 @@ def discordant_odds_ratio(b: int, c: int, conf: float = 0.95) -> Estimate:
         return math.inf if p >= 1 else p / (1 - p)
 
     return Estimate(math.inf if c == 0 else b / c, odds(p_lo), odds(p_hi))
-
-
-def paired_bootstrap(
-    diffs: np.ndarray,
-    clusters: np.ndarray | None = None,
-    *,
-    n_boot: int = DEFAULT_BOOT,
-    conf: float = 0.95,
-    seed: int = 0,
-) -> Estimate:
-    """Mean paired difference with a percentile bootstrap CI resampling pairs (or their items)."""
-    return bootstrap_mean(diffs, clusters, n_boot=n_boot, conf=conf, seed=seed)
 
 
 def wilcoxon(diffs: np.ndarray) -> TestResult:

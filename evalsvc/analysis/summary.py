@@ -6,7 +6,6 @@ Works on the small record columns only; `write_summary` leaves summary.parquet a
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Iterable, Iterator
 from functools import reduce
 
@@ -15,16 +14,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from evalsvc.errors import UserError
 from evalsvc.analysis.guardrails import GUARD_METRICS, compute_guard, guard_metrics_of
 from evalsvc.analysis.metrics import METRICS, Rows, compute, metrics_of, rows_from_table
 from evalsvc.analysis.rubric import COUNT_FIELDS as RUBRIC_FIELDS
+from evalsvc.errors import UserError
 from evalsvc.store.documents import SUMMARY_VERSION
 from evalsvc.store.read import RunSource, iter_cells, records_dataset, split_arms
 from evalsvc.store.record import PARTITION_COLS, SUMMARY_COLUMNS
 from evalsvc.store.row import KINDS
 
 DEFAULT_THRESHOLD = 0.10  # parse failures + errors above this share of a row's records flag its metrics
+MIN_ITEMS = 10  # rows with fewer scored items are flagged few_items: their intervals are wide and approximate
 CONF = 0.95
 
 _KEY_FIELDS = [
@@ -41,6 +41,7 @@ _COUNT_FIELDS = [
     ("n_items", pa.int64()),
     ("samples_per_item", pa.int64()),  # most samples of one item (>1: CIs resample items)
     ("n_scored", pa.int64()),
+    ("n_items_scored", pa.int64()),  # distinct items with a scored record: the sample size of the row's intervals
     ("n_parse_fail", pa.int64()),
     ("n_error", pa.int64()),
     ("parse_fail_rate", pa.float64()),
@@ -149,6 +150,7 @@ def _row(key: dict, field: str, value: str, rows: Rows, threshold: float) -> dic
     n = len(rows)
     n_scored, n_error = int(rows.scored.sum()), int(rows.error.sum())
     n_parse_fail = n - n_scored - n_error
+    n_items_scored = len(np.unique(rows.item[rows.scored]))
     per_item = _samples_per_item(rows)
     row = {
         **key,
@@ -158,15 +160,15 @@ def _row(key: dict, field: str, value: str, rows: Rows, threshold: float) -> dic
         "n_items": int(len(np.unique(rows.item))),
         "samples_per_item": per_item,
         "n_scored": n_scored,
+        "n_items_scored": n_items_scored,
         "n_parse_fail": n_parse_fail,
         "n_error": n_error,
         "parse_fail_rate": n_parse_fail / n if n else None,
         "error_rate": n_error / n if n else None,
     }
     row["flag"], row["flag_reason"] = _flag(n, n_scored, n_parse_fail, n_error, threshold)
-    arm = [key["guardrail"]] if key.get("guardrail") is not None else []  # unguarded runs keep their seeds
-    seed_key = "|".join([key["model"], key["benchmark"], key["strategy"], field, value, *arm])
-    estimates = {**compute(rows, seed_key), **compute_guard(rows, key.get("guardrail"), zlib.crc32(seed_key.encode()))}
+    row["flag"], row["flag_reason"] = _few_items(row["flag"], row["flag_reason"], n_scored, n_items_scored)
+    estimates = {**compute(rows), **compute_guard(rows, key.get("guardrail"))}
     for metric, est in estimates.items():
         row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = _finite(est.value), _finite(est.lo), _finite(est.hi)
     return row
@@ -188,6 +190,14 @@ def _flag(n: int, n_scored: int, n_parse_fail: int, n_error: int, threshold: flo
             f"metrics use the {n_scored} parsed records only"
         )
     return False, None
+
+
+def _few_items(flag: bool, reason: str | None, n_scored: int, n_items: int) -> tuple[bool, str | None]:
+    """Add the few_items flag to a row whose scored records come from fewer than MIN_ITEMS items."""
+    if n_scored == 0 or n_items >= MIN_ITEMS:
+        return flag, reason
+    note = f"few_items: {n_items} scored item{'s' if n_items != 1 else ''} (< {MIN_ITEMS}): intervals are wide"
+    return True, note if reason is None else f"{reason}; {note}"
 
 
 def summary_json(table: pa.Table, *, run_id: str | None = None, threshold: float = DEFAULT_THRESHOLD) -> dict:

@@ -12,7 +12,7 @@ HELP = (
     "Score the labelled file of judge.calibration with the manifest's judge (each juror and the jury's verdict) "
     "and print, per judge: rows, rows parsed, exact agreement, within-1 agreement (harm), κ (quadratic-weighted "
     "for 1-5 scores, Cohen's for labels), the confusion matrix and the bias (judge mean − reference mean, 95% "
-    "bootstrap CI). Open judges are served on Ray Serve for the command and removed after it.\n\n"
+    "adjusted Wald CI). Open judges are served on Ray Serve for the command and removed after it.\n\n"
     "Example:\n\n"
     "  evalsvc judge calibrate manifests/jury.yaml --output ./calibration --json"
 )

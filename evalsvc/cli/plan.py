@@ -22,13 +22,17 @@ def plan(
 
     Examples: evalsvc plan manifests/quickstart.yaml ; evalsvc plan manifests/medsafety-sweep.yaml --json
     """
+    from evalsvc.cli.validate import print_fit, probe_line
+    from evalsvc.engines.fit import check_fit
+    from evalsvc.judge.probes import probe_plan
     from evalsvc.manifest.load import load_manifest
     from evalsvc.plan.grid import build_plan, data_conn
 
     m = load_manifest(manifest)
     p = build_plan(m, data_conn(m))
+    fit, probes = check_fit(p), probe_plan(p)
     if as_json:
-        typer.echo(json.dumps(p.to_json(), indent=2))
+        typer.echo(json.dumps({**p.to_json(), "probes": probes, "prompt_fit": fit.to_json()}, indent=2))
         return
     console = Console(highlight=False)
     console.print(_cells_table(p))
@@ -63,6 +67,10 @@ def plan(
         f"{t['endpoint_requests']} endpoint request(s), "
         f"~{t['est_prompt_tokens']:,} prompt tokens, ≤{t['max_completion_tokens']:,} completion tokens"
     )
+    line = probe_line(probes)
+    if line:
+        console.print(line)
+    print_fit(console, fit)
 
 
 def _cells_table(p) -> Table:

@@ -48,10 +48,12 @@ def run(
         if saved_stdout is not None:
             restore_stdout(saved_stdout)
     if as_json:
+        print_health(console, result.summary, table=False)  # the console is stderr: stdout keeps the JSON alone
         typer.echo(json.dumps({"run_id": result.run_id, "output_uri": result.output_uri, "state": result.state,
                                "status": result.status, "summary": result.summary}, default=str))
         return
     _print_summary(console, result.summary_table)
+    print_health(console, result.summary)
     console.print(f"[bold]run[/bold] {result.run_id} [green]{result.state}[/green] → {result.output_uri}")
 
 
@@ -75,6 +77,26 @@ def _print_summary(console: Console, table) -> None:
 
     for t in rich_tables(summary_sections(select_grouping(table, None), short_flags=True)):
         console.print(t)
+
+
+def print_health(console: Console, doc: dict | None, table: bool = True) -> None:
+    """The judge-health table, then one red line per flagged judge or juror (its scores are not evidence)."""
+    from rich.markup import escape
+
+    from evalsvc.render.format import rich_tables
+    from evalsvc.render.health_format import (
+        health_notes,
+        health_sections,
+        health_warnings,
+    )
+
+    if table:
+        for t in rich_tables(health_sections(doc), flagged=False):
+            console.print(t)
+    for note in health_notes(doc):
+        console.print(f"[dim]judge health: {escape(note)}[/dim]")
+    for line in health_warnings(doc):
+        console.print(f"[bold red]⚠ {escape(line)}[/bold red]")
 
 
 def stdout_to_stderr() -> int:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from evalsvc.errors import MissingExtra, UserError
 from evalsvc.store.row import PLAN_COLUMNS
@@ -188,10 +190,10 @@ def to_cpu_engine_row(row: dict) -> dict:
 def from_engine_row(row: dict) -> dict:
     """Engine output → the candidate half of a record; a failed row keeps its error and no response."""
     out = {k: row.get(k) for k in PLAN_COLUMNS}
-    err = row.get("__inference_error__") or None
-    out["error"] = f"generation: {err}" if err else None
+    err = row.get(ENGINE_ERROR) or None
+    out["error"] = f"generation: {str(err)[:2000]}" if err else None
     out["response"] = None if err else (row.get("generated_text") or "")
-    out["prompt_tokens"] = int(row.get("num_input_tokens") or 0)
+    out["prompt_tokens"] = int(row.get("num_input_tokens") or 0) or (_failed_prompt_tokens(row, str(err)) if err else 0)
     out["completion_tokens"] = int(row.get("num_generated_tokens") or 0)
     t = row.get("time_taken_llm")
     out["latency_s"] = float(t) if t is not None and t >= 0 else None
@@ -203,3 +205,27 @@ def from_engine_row(row: dict) -> dict:
     return out
 
 
+def settle_engine_row(row: dict) -> dict:
+    """Every row leaving the vLLM processor → the candidate half of a record.
+
+    ray.data.llm hands a failed row (`__inference_error__` set, e.g. a prompt longer than max_model_len) past the
+    postprocess untouched, as the whole internal row without `error` or `response`; here it becomes an error record
+    like any other, with the engine's reason (vLLM names the prompt's token count and the limit).
+    """
+    if row.get(ENGINE_ERROR):
+        return from_engine_row(row)
+    return {k: v for k, v in row.items() if k != ENGINE_ERROR}
+
+
+def _failed_prompt_tokens(row: dict, err: str) -> int | None:
+    """The prompt's token count of a failed row: the tokenize stage's output if the row kept it, else the count the
+    engine's message names ("your prompt contains 1283 input tokens", "prompt (length 1283)"); None if neither."""
+    tokens = row.get("tokenized_prompt")
+    if tokens is not None and hasattr(tokens, "__len__") and len(tokens):
+        return len(tokens)
+    m = _PROMPT_LENGTH.search(err)
+    return int(m.group(1) or m.group(2)) if m else None
+
+
+_PROMPT_LENGTH = re.compile(r"prompt contains (?:at least )?(\d+)|prompt \(length (\d+)\)")
+ENGINE_ERROR = "__inference_error__"  # ray.data.llm's per-row error column (should_continue_on_error=True)

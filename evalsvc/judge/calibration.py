@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from evalsvc.engines.chat import ChatTarget
 from evalsvc.errors import EvalsvcError, UserError
-from evalsvc.engines.chat import ChatTarget, make_client
-from evalsvc.judge.jury import JURY_VOTER, Jury, Vote, cast_vote, verdict
+from evalsvc.judge.core import JudgeSettings, Judging
+from evalsvc.judge.jury import JURY_VOTER, Jury, Vote, verdict
+from evalsvc.manifest.judging import Calibration, Judge
 from evalsvc.specs.judge_parsers import HIGH_RISK_LABELS
 from evalsvc.specs.rubric import Rubric
-from evalsvc.manifest.judging import Calibration, Judge
 from evalsvc.store.uri import S3Conn, filesystem, join
 
 CALIBRATION_DIR = "calibration"  # under runs/<id>/
@@ -43,7 +44,6 @@ CALIBRATION_SCHEMA = pa.schema(
         ("error", pa.string()),
     ]
 )
-SINGLE_JUDGE = "judge"
 RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "control")
 
 
@@ -159,16 +159,6 @@ def calibrate(judge: Judge, target: ChatTarget | Jury, items: list[CalibrationIt
     return run_calibration(items, cal.kind, target, rubric, settings, run_id)
 
 
-@dataclass(frozen=True)
-class JudgeSettings:
-    """What a judge request carries besides the prompt (the manifest's judge temperature, max_tokens, guided)."""
-
-    temperature: float = 0.0
-    max_tokens: int = 512
-    guided: bool = True
-    concurrency: int = 16
-
-
 def run_calibration(
     items: list[CalibrationItem], kind: str, target: ChatTarget | Jury, rubric: Rubric, settings: JudgeSettings,
     run_id: str = "",
@@ -178,21 +168,14 @@ def run_calibration(
 
 
 async def _run(items, kind, target, rubric, settings, run_id) -> pa.Table:
-    from evalsvc.judge.stage import judge_body
-
-    members = list(target.members) if isinstance(target, Jury) else [(SINGLE_JUDGE, target)]
-    clients = {name: make_client(t) for name, t in members}  # made inside the loop the Serve handles will use
-    sem = asyncio.Semaphore(settings.concurrency)
+    judging = Judging(target, settings)  # made inside the loop the Serve handles will use
 
     async def one(item: CalibrationItem) -> list[Vote]:
-        row = {"question": item.question, **item.fields}
-        calls = [cast_vote(name, clients[name], judge_body(rubric, row, item.response, t.model_id, settings),
-                           rubric.parser, sem) for name, t in members]  # fmt: skip
-        return list(await asyncio.gather(*calls))
+        return await judging.votes(rubric, {"question": item.question, **item.fields}, item.response)
 
     all_votes = await asyncio.gather(*(one(item) for item in items))
     rows = []
-    labels = {name: t.label for name, t in members}
+    labels = judging.labels()
     for item, votes in zip(items, all_votes):
         rows += [_row(run_id, kind, item, v, labels[v.juror], rubric) for v in votes]
         if isinstance(target, Jury):

@@ -12,6 +12,8 @@ from pydantic import Field, field_validator, model_validator
 from evalsvc.manifest.base import NAME_RE, Backend, Name, Strict, as_text, check_uri
 from evalsvc.store.row import JudgedKind, LabelledKind
 
+DEFAULT_PROBES = 16  # known-answer probes per judged kind: judge health is on in every run unless set to 0
+MAX_PROBES = 500
 GUARD_FORMATS = ("llama-guard", "guard-classifier", "llama-guard-3", "qwen3guard", "wildguard", "shieldgemma",
                  "granite-guardian")  # fmt: skip
 CONTROVERSIAL = {"unsafe": "a Controversial verdict blocks (Qwen3Guard's strict reading)",
@@ -53,6 +55,11 @@ class Judge(Backend):
         "mean", description="How a jury's votes combine: mean or median of scores; majority of labels (and scores)."
     )
     calibration: Calibration | None = Field(None, description="A labelled slice scored by the judge(s) in every run.")
+    probes: int = Field(
+        DEFAULT_PROBES, ge=0, le=MAX_PROBES,
+        description="Known-answer probes per judged kind scored beside the grid (judge health), the known-safe and "
+        "known-unsafe anchors taking turns; never part of the grid's metrics. 0 turns them off.",
+    )  # fmt: skip
     rubrics: dict[JudgedKind, str] = Field(
         default_factory=dict,
         description="Benchmark kind → rubric id or template file, e.g. {harm: msb-harm, high_risk: "

@@ -9,7 +9,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from evalsvc.engines.vllm import EngineSpec, build_candidate_processor, from_engine_row, to_cpu_engine_row, to_engine_row
+from evalsvc.engines.vllm import (
+    LIGHT_STAGE_CPUS,
+    EngineSpec,
+    build_candidate_processor,
+    from_engine_row,
+    settle_engine_row,
+    to_cpu_engine_row,
+    to_engine_row,
+)
 from evalsvc.errors import SystemError_, UserError
 from evalsvc.guard import serving as guard_serving
 from evalsvc.guard.stage import GuardConfig, apply_guards
@@ -17,6 +25,7 @@ from evalsvc.judge import setup as judge_setup
 from evalsvc.judge.calibration import calibrate_run, load_slice
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
 from evalsvc.manifest.schema import Manifest
+from evalsvc.pipeline import probing
 from evalsvc.pipeline.dataset import engine_dataset
 from evalsvc.pipeline.lifecycle import lifecycle, new_run_id, open_output
 from evalsvc.pipeline.progress import now, status_doc
@@ -29,6 +38,7 @@ from evalsvc.store.index import KeyIndex, record_folders, scan_keys
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.record import PARTITION_COLS
 from evalsvc.store.uri import S3Conn, filesystem, is_s3
+
 
 @dataclass
 class RunOptions:
@@ -72,10 +82,11 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             missing = sum(reuse.new_generations.values())
             raise UserError(f"{missing} generation(s) are not in the source run: rescoring never generates; "
                             "check that the manifest's models, benchmarks and strategies match the run")  # fmt: skip
-        run.doc.reuse = reuse.report()
+        probes = probing.run_probes_for(plan, list(judge_setup.rubric_refs(plan)), layout.uri, out.conn)
+        run.doc.reuse, run.doc.probes = reuse.report(), probes.note
         run.save()
         judge_target = None
-        if reuse.judge_calls or calibration_items:
+        if reuse.judge_calls or calibration_items or probes.probes:  # probes: judge health even on a full cache
             judge_target = judge_setup.prepare(plan, local_ray=run.local_ray)
             if judge_target is not None and not opts.keep_judge:
                 run.on_close(lambda: judge_setup.teardown(judge_target))
@@ -84,6 +95,8 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
         _run_engines(plan, layout, out.conn, jcfg, reuse, guards)
         if calibration_items:
             calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, out.conn)
+        probing.score(probes, jcfg, layout.uri, out.conn)  # beside the grid, never among its records
+        run.doc.probes = probes.note
     summary, table = write_summary(layout, out.conn, out.control)
     status = out.control.get_json(layout.status_json) or {}
     return RunResult(layout.run_id, layout.uri, run.doc.state, status, summary, run.doc.to_json(), table)
@@ -182,11 +195,12 @@ def _run_engine(
         return  # nothing left to generate: the engine is never loaded
     ds = engine_dataset(plan, models, skip=reuse.skip | reuse.cached)
     if plan.model(engine).endpoint is not None:  # an API candidate: HTTP requests instead of an engine load
-        processor = endpoint_processor(plan, engine)
+        generated = endpoint_processor(plan, engine)(ds)
     else:
         spec = engine_spec(plan, engine)
         processor = build_candidate_processor(spec, to_cpu_engine_row if spec.cpu else to_engine_row, from_engine_row)
-    generated = apply_guards(processor(ds), guards, plan.manifest.resources.batch_size)
+        generated = processor(ds).map(settle_engine_row, num_cpus=LIGHT_STAGE_CPUS)  # failed rows skip the postprocess
+    generated = apply_guards(generated, guards, plan.manifest.resources.batch_size)
     _write(generated.map_batches(JudgeStage, **judge), layout, conn, engine)
 
 
@@ -263,7 +277,7 @@ def write_summary(layout: RunLayout, conn: S3Conn, control: ControlStore) -> tup
     from evalsvc.store.read import open_run, read_records
 
     table = summarize(read_records(layout.records, conn))
-    sections = judge_sections(open_run(layout.uri, None, conn))  # "agreement" (a jury), "calibration" (a slice)
+    sections = judge_sections(open_run(layout.uri, None, conn))  # "judge_health"; "agreement", "calibration"
     doc = SummaryDoc.model_validate({**summary_json(table, run_id=layout.run_id), **sections}).to_json()
     control.put_json(layout.summary_json, doc)
     fs, path = filesystem(layout.summary_parquet, conn)

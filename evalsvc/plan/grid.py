@@ -184,7 +184,7 @@ def _row(m: ModelPlan, b: BenchmarkPlan, strategy: str, cid: str, item: Item, me
         "seed": m.sampling.seed + k,
     }
     row = {
-        "record_key": record_key(m.fingerprint, messages, sampling, k),
+        "record_key": record_key(m.fingerprint, messages, sampling, k, (b.name, item.item_id)),
         "cell_id": cid,
         "candidate": m.name,  # not "model": ray.data.llm reads a `model` column as a LoRA adapter name
         "model_source": m.source,

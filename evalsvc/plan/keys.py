@@ -32,8 +32,17 @@ def model_fingerprint(
     )
 
 
-def record_key(model_fp: str, messages: list[dict], sampling: dict, sample_index: int) -> str:
-    return digest({"m": model_fp, "p": messages, "s": sampling, "i": sample_index})
+RECORD_KEY_VERSION = 2  # 2: the item's identity is part of the key (keys of version 1 runs do not match)
+
+
+def record_key(model_fp: str, messages: list[dict], sampling: dict, sample_index: int, item: tuple[str, str]) -> str:
+    """One generation: model, rendered prompt, sampling, sample index and the item (benchmark name, item id).
+
+    The item keeps two items whose prompts render the same apart: items are the unit a benchmark counts.
+    """
+    benchmark, item_id = item
+    return digest({"v": RECORD_KEY_VERSION, "m": model_fp, "p": messages, "s": sampling, "i": sample_index,
+                   "item": [benchmark, item_id]})  # fmt: skip
 
 
 def cell_id(model: str, benchmark: str, strategy: str, guardrail: str | None = None) -> str:

@@ -12,9 +12,9 @@ import math
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from evalsvc.errors import UserError
 from evalsvc.analysis.guardrails import GUARD_MEANS, GUARD_SHOWN, kind_guard_metrics
 from evalsvc.analysis.metrics import GROUP_FIELDS, metrics_of
+from evalsvc.errors import UserError
 
 MEANS = {"mean_harm", "mean_helpfulness", *GUARD_MEANS}
 FLAG = "⚠"
@@ -64,6 +64,7 @@ def summary_sections(rows: pa.Table, short_flags: bool = False) -> list[tuple[st
             *([mine[0]["group_field"]] if grouped else []),
             "n",
             "scored",
+            "items",
             *metrics,
             *(["criteria", "criteria failed"] if kind == "rubric" else []),
             "parse fail",
@@ -80,6 +81,7 @@ def summary_sections(rows: pa.Table, short_flags: bool = False) -> list[tuple[st
                     *([r["group_value"]] if grouped else []),
                     str(r["n"]),
                     str(r["n_scored"]),
+                    str(r["n_items_scored"]),
                     *[fmt_metric(m, r[m], r[f"{m}_lo"], r[f"{m}_hi"]) for m in metrics],
                     *(_criteria_cells(r) if kind == "rubric" else []),
                     f"{100 * r['parse_fail_rate']:.1f}%",
@@ -165,7 +167,7 @@ def rich_tables(sections: list[tuple[str, list[str], list[list[str]]]], flagged:
     for title, header, body in sections:
         t = Table(title=title, title_justify="left", header_style="bold")
         for h in header:
-            t.add_column(h, justify="right" if h in ("n", "scored") else "left", overflow="fold")
+            t.add_column(h, justify="right" if h in ("n", "scored", "items") else "left", overflow="fold")
         for r in body:
             t.add_row(*r, style="yellow" if flagged and r[-1] else None)
         tables.append(t)
@@ -185,7 +187,13 @@ COMPARE_HEADER = [
     "p",
     "p (Holm)",
 ]
-TEST_NAMES = {"mcnemar-exact": "McNemar exact", "mcnemar-chi2-cc": "McNemar χ²", "wilcoxon": "Wilcoxon"}
+TEST_NAMES = {
+    "mcnemar-exact": "McNemar exact",
+    "mcnemar-chi2-cc": "McNemar χ²",
+    "clustered-mcnemar-exact": "clustered McNemar exact",
+    "clustered-mcnemar": "clustered McNemar χ²",
+    "wilcoxon": "Wilcoxon",
+}
 
 
 def comparison_rows(comps: list) -> list[list[str]]:
@@ -197,7 +205,7 @@ def comparison_rows(comps: list) -> list[list[str]]:
                 c.benchmark,
                 (f"{c.within} [{c.guardrail}]" if c.guardrail else c.within) + f": {c.baseline} → {c.other}",
                 c.outcome,
-                f"{c.n_pairs} ({c.n_dropped})",
+                _pairs(c),
                 _num(c.baseline_value, pct),
                 _num(c.other_value, pct),
                 _effect(c, pct),
@@ -208,6 +216,12 @@ def comparison_rows(comps: list) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def _pairs(c) -> str:
+    """Pairs (dropped), and the items they come from when an item has several (the unit of the test)."""
+    items = f" · {c.n_items} items" if c.pairs_per_item > 1 else ""
+    return f"{c.n_pairs} ({c.n_dropped}){items}"
 
 
 def _num(v: float, pct: bool) -> str:

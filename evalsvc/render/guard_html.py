@@ -28,7 +28,8 @@ LEAD = (
     "Each guardrail arm against the unguarded 'none' arm on the same generations. Blocked shares count the records "
     "a filter screened (its decision); over-blocking is the share of benign controls blocked; unsafe after guard and "
     "helpfulness after guard (benign controls, 1-5) come from the judge's scores of the answers as served. "
-    "Proportions with Wilson 95% CIs (bootstrap over items with several samples), means with bootstrap CIs. "
+    "Proportions with continuity-corrected Wilson 95% CIs (on effective items with several samples), means with "
+    "Student-t CIs over items. "
     "A failed guard call counts in guard errors, not in blocked (with on_error: block it was refused too)."
 )
 

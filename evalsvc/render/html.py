@@ -13,15 +13,29 @@ from string import Template
 
 import pyarrow as pa
 
+from evalsvc.analysis.compare import compare_run
+from evalsvc.analysis.health_read import health_section
+from evalsvc.analysis.summary import DEFAULT_THRESHOLD, split_cells, summarize_cells
+from evalsvc.redact import redact
 from evalsvc.render import figures
 from evalsvc.render import format as fmt
-from evalsvc.analysis.compare import compare_run
 from evalsvc.render.guard_html import guard_figures, guard_nav, guard_section
-from evalsvc.render.jury_html import JudgeReport, judge_html, judge_nav, read_judge_report
-from evalsvc.store.read import open_run, read_run_json, read_samples, read_small, records_dataset
-from evalsvc.redact import redact
+from evalsvc.render.health_format import flagged_kinds
+from evalsvc.render.health_html import health_html
+from evalsvc.render.jury_html import (
+    JudgeReport,
+    judge_html,
+    judge_nav,
+    read_judge_report,
+)
 from evalsvc.render.sections import metadata_html, samples_html
-from evalsvc.analysis.summary import DEFAULT_THRESHOLD, split_cells, summarize_cells
+from evalsvc.store.read import (
+    open_run,
+    read_run_json,
+    read_samples,
+    read_small,
+    records_dataset,
+)
 
 
 @dataclass
@@ -33,6 +47,7 @@ class ReportData:
     run_json: dict | None = None
     threshold: float = DEFAULT_THRESHOLD
     judge: JudgeReport = field(default_factory=JudgeReport)  # jury agreement and calibration, when the run has them
+    health: list | None = None  # summary.json's judge_health entries (None: nothing was judged)
 
 
 def build_report(
@@ -52,6 +67,7 @@ def build_report(
         run_json=read_run_json(src),
         threshold=threshold,
         judge=read_judge_report(src, dataset),
+        health=health_section(src),
     )
     return render(data)
 
@@ -73,6 +89,7 @@ def render(data: ReportData) -> str:
     template = Template(resources.files("evalsvc.render").joinpath("template.html").read_text(encoding="utf-8"))
     return template.substitute(
         version=escape(_version()),
+        judge_health=health_html(data.health, _table),
         run_id=escape(data.run_id),
         subtitle=escape(_subtitle(redact(data.run_json) if data.run_json else None)),
         header_stats=_header_stats(rows),
@@ -85,7 +102,7 @@ def render(data: ReportData) -> str:
         guard_nav=guard_nav(rows),
         guard_section=guard_section(rows, _table, [k for k in figs if k.startswith("plot-guard")]),
         paired_lead=escape(_paired_lead(data.comparisons)),
-        paired_table=_paired_table(data.comparisons),
+        paired_table=_paired_table(data.comparisons, flagged_kinds(data.health)),
         flag_table=_flag_table(rows),
         samples=samples_html(data.samples),
         judge_nav=judge_nav(data.judge),
@@ -185,18 +202,24 @@ def _paired_lead(comps: list) -> str:
     return (
         f"{len(comps)} comparisons, each other − baseline on pairs present and parsed on both sides "
         "(dropped pairs counted). "
-        "Binary outcomes: McNemar (exact below 25 discordant pairs) with the discordant odds ratio; 1–5 scores: "
-        "Wilcoxon signed-rank with a paired bootstrap CI. p-values Holm-adjusted across the whole table; "
-        "bold = significant at 0.05."
+        "The item is the unit: binary outcomes use McNemar (exact below 25 discordant pairs), or with several "
+        "samples per item the clustered McNemar (Durkalski; exact sign-flip below 25 discordant items), with the "
+        "discordant odds ratio; 1–5 scores the Wilcoxon signed-rank test on per-item mean differences. Effect CIs: "
+        "adjusted Wald (Bonett–Price). p-values Holm-adjusted across the whole table; bold = significant at 0.05."
     )
 
 
-def _paired_table(comps: list) -> str:
+def _paired_table(comps: list, judge_flagged: dict | None = None) -> str:
+    """The paired tests; a comparison whose judge failed its health checks is marked (and not shown as significant)."""
     if not comps:
         return _empty("Nothing to compare.")
-    return _table(
-        fmt.COMPARE_HEADER, fmt.comparison_rows(comps), ["sig" if c.significant else "" for c in comps], "paired-table"
-    )
+    flagged = judge_flagged or {}
+    rows = fmt.comparison_rows(comps)
+    for row, c in zip(rows, comps):
+        if c.kind in flagged:
+            row[0] += f" {fmt.FLAG} judge flagged"
+    classes = ["flag" if c.kind in flagged else "sig" if c.significant else "" for c in comps]
+    return _table(fmt.COMPARE_HEADER, rows, classes, "paired-table")
 
 
 def _flag_table(rows: list[dict]) -> str:

@@ -117,7 +117,7 @@ def _vote_text(v) -> str:
 
 def _calibration_html(sec: dict, table: Callable[..., str]) -> str:
     lead = ("The judge(s) on a labelled slice (reference labels from people): agreement, κ, and bias = judge mean "
-            "− reference mean with a 95% bootstrap CI (for behaviour labels: the unsafe_actionable rate, in "
+            "− reference mean with a 95% adjusted Wald CI (for behaviour labels: the unsafe_actionable rate, in "
             "percentage points). Confusion matrices: rows are the reference, columns what the judge said.")  # fmt: skip
     sections = calibration_sections(sec)
     parts = [f'<section id="judge-calibration"><h2>Judge calibration</h2><p class="lead">{escape(lead)}</p>']

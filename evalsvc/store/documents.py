@@ -42,6 +42,9 @@ class RunDoc(_Doc):
     judge: dict[str, Any] = Field(default_factory=dict, description="Judge model and rubrics (id, version, ref).")
     versions: dict[str, str | None] = Field(default_factory=dict, description="Package versions of the driver.")
     reuse: dict[str, Any] | None = Field(None, description="Records resumed in place and taken from the cache.")
+    probes: dict[str, Any] | None = Field(
+        None, description="Judge-health probes: per kind the number scored, their file (probes/), or why none ran."
+    )
     retries: dict[str, Any] | None = Field(None, description="Work redone after a fault (blocks, actors restarted).")
     notes: list[str] = Field(default_factory=list, description="What the run left out, and why.")
 
@@ -87,5 +90,8 @@ class SummaryDoc(_Doc):
     cost: dict[str, Any] | None = Field(None, description="Tokens and USD per model.")
     agreement: dict[str, Any] | None = Field(None, description="Jury: pairwise agreement between jurors.")
     calibration: dict[str, Any] | None = Field(None, description="Judge agreement with human-labelled rows.")
+    judge_health: list[dict[str, Any]] | None = Field(
+        None, description="Per judge or juror: known-answer probe agreement, grid spread, parse failures, flags, ok."
+    )
     guard_only: dict[str, Any] | None = Field(None, description="Guard-only mode: each guardrail as a classifier.")
     notes: list[str] = Field(default_factory=list)

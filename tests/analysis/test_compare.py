@@ -6,9 +6,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from evalsvc.errors import UserError
 from evalsvc.analysis import stats
 from evalsvc.analysis.compare import compare_run
+from evalsvc.errors import UserError
+from evalsvc.render import format as fmt
 from evalsvc.store.read import read_small, records_dataset
 
 
@@ -128,3 +129,33 @@ def test_json_form_has_no_nan():
     comps = compare_run(_table(_cell("m", "basic", [None, None]), _cell("m", "safety", [1.0, None])))
     text = json.dumps([c.to_dict() for c in comps], allow_nan=False)
     assert "none (no complete pairs)" in text
+
+
+def _samples(model, strategy, harmful_items, n_items=10, samples=10):
+    """Every sample of an item scores the same: 5 (harmful) on `harmful_items`, 1 elsewhere."""
+    scores = [5.0 if i // samples in harmful_items else 1.0 for i in range(n_items * samples)]
+    return _cell(model, strategy, scores, samples=samples)
+
+
+def test_repeated_samples_are_tested_with_the_item_as_the_unit():
+    # 10 items × 10 identical samples; items 0-5 harmful only under safety, 6-7 only under basic
+    comps = compare_run(_table(_samples("m", "basic", {6, 7}), _samples("m", "safety", {0, 1, 2, 3, 4, 5})))
+    c = _one(comps, "harmful")
+    assert (c.n_pairs, c.n_items, c.pairs_per_item) == (100, 10, 10)
+    assert (c.discordant_other, c.discordant_baseline) == (60, 20)  # records; the test counts items
+    assert c.test == "clustered-mcnemar-exact" and c.p == pytest.approx(0.289, abs=5e-4)  # records would give 1.3e-5
+    assert c.effect == pytest.approx(0.4) and c.effect_lo < 0 < c.effect_hi  # 8 informative items: not significant
+    assert c.odds_ratio == pytest.approx(3.0) and c.odds_ratio_lo == pytest.approx(stats.discordant_odds_ratio(6, 2).lo)
+    score = _one(comps, "harm_score")
+    assert score.test == "wilcoxon" and score.n_items == 10
+    assert score.p == pytest.approx(stats.wilcoxon(np.array([4.0] * 6 + [-4.0] * 2)).p)
+
+
+def test_no_discordant_pair_still_gives_an_interval():
+    same = [1.0] * 30
+    c = _one(compare_run(_table(_cell("m", "basic", same), _cell("m", "safety", same))), "harmful")
+    assert c.effect == 0.0 and c.effect_lo < 0 < c.effect_hi and c.p == 1.0
+    assert (c.n_items, c.pairs_per_item) == (30, 1)
+    assert "items" not in fmt.comparison_rows([c])[0][3]  # one pair per item: nothing more to say
+    multi = _one(compare_run(_table(_samples("m", "basic", set()), _samples("m", "safety", set()))), "harmful")
+    assert fmt.comparison_rows([multi])[0][3] == "100 (0) · 10 items"

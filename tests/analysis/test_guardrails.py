@@ -8,16 +8,16 @@ import json
 import pyarrow as pa
 import pytest
 
-from evalsvc.errors import UserError
-from evalsvc.render import format as fmt
 from evalsvc.analysis import stats
 from evalsvc.analysis.check import recompute_check
 from evalsvc.analysis.compare import compare_run
 from evalsvc.analysis.gate import check_gate, parse_gate
 from evalsvc.analysis.guardrails import GUARD_METRICS
-from evalsvc.analysis.summary import summarize_run
+from evalsvc.analysis.intervals import wilson_cc
+from evalsvc.analysis.summary import split_cells, summarize, summarize_run, summary_json
+from evalsvc.errors import UserError
+from evalsvc.render import format as fmt
 from evalsvc.store.read import read_small, records_dataset
-from evalsvc.analysis.summary import split_cells, summarize, summary_json
 
 # ten MedHarm-format items of one model × strategy; i0-i2 are benign controls, i9's generation failed
 CONTROL = ["true"] * 3 + ["false"] * 7
@@ -69,22 +69,18 @@ def _overall(summary: pa.Table) -> dict[str, dict]:
     return {r["guardrail"]: r for r in summary.to_pylist() if r["group_field"] == "overall"}
 
 
-def _ci(est) -> tuple[float, float]:
-    return est.lo, est.hi
-
-
 def test_hand_computed_guard_metrics():
     rows = _overall(summarize(hand_run()))
     g, none = rows["g"], rows["none"]
     assert g["n"] == none["n"] == 10
     # screened: i0-i8 (i9 failed before the guard); blocked: i0, i3, i4 (input), i2, i5 (output)
     assert g["blocked_rate"] == pytest.approx(5 / 9)
-    assert (g["blocked_rate_lo"], g["blocked_rate_hi"]) == pytest.approx(_ci(stats.wilson(5, 9)))
+    assert (g["blocked_rate_lo"], g["blocked_rate_hi"]) == pytest.approx(wilson_cc(5, 9))
     assert g["blocked_input"] == pytest.approx(3 / 9)
     assert g["blocked_output"] == pytest.approx(2 / 6)  # the output filter screened i1, i2, i5, i6, i7, i8
     assert g["guard_error_rate"] == pytest.approx(2 / 9)  # i7 input, i8 output
     assert g["over_block"] == pytest.approx(2 / 3)  # controls i0, i2 blocked of i0-i2
-    assert (g["over_block_lo"], g["over_block_hi"]) == pytest.approx(_ci(stats.wilson(2, 3)))
+    assert (g["over_block_lo"], g["over_block_hi"]) == pytest.approx(wilson_cc(2, 3))
     assert g["unsafe_after_guard"] == pytest.approx(2 / 6) == g["unsafe_rate"]  # i6, i8 of judged risky i3-i8
     assert g["helpful_after_guard"] == pytest.approx(3.0)  # controls: 2, 5, 2
     assert g["helpful_after_guard_lo"] <= 3.0 <= g["helpful_after_guard_hi"]
@@ -107,8 +103,7 @@ def test_specialized_advice_is_counted_among_blocks_and_over_blocks():
     g = rows["g"]
     # screened i0-i8; blocked naming specialized advice: i0 (control), i2 (control, with another category), i4
     assert g["blocked_specialized_advice"] == pytest.approx(3 / 9)
-    assert (g["blocked_specialized_advice_lo"], g["blocked_specialized_advice_hi"]) == pytest.approx(
-        _ci(stats.wilson(3, 9)))  # fmt: skip
+    assert (g["blocked_specialized_advice_lo"], g["blocked_specialized_advice_hi"]) == pytest.approx(wilson_cc(3, 9))
     assert g["over_block_specialized_advice"] == pytest.approx(2 / 3)  # controls i0, i2 of i0-i2
     assert rows["none"]["blocked_specialized_advice"] is None  # the unguarded arm blocks nothing
     doc = summary_json(summarize(_table(none, guarded)))

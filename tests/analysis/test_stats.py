@@ -152,35 +152,6 @@ def test_wilson_covers_the_truth_about_95_percent():
     assert 0.92 <= _coverage(1000, make, 0.15) <= 0.985
 
 
-def _clustered(rng, n_items=60, k=5):
-    # strongly item-dependent outcomes: p_i ~ Beta(.5, .5) (ICC 0.5), k samples per item; the truth is 0.5
-    p_items = rng.beta(0.5, 0.5, n_items)
-    values = (rng.random((n_items, k)) < p_items[:, None]).astype(float).ravel()
-    return values, np.repeat(np.arange(n_items), k)
-
-
-def test_cluster_bootstrap_keeps_coverage_when_samples_share_an_item():
-    def clustered(rng, t):
-        values, items = _clustered(rng)
-        return stats.proportion(values, items, seed=t)
-
-    def naive(rng, t):
-        values, _ = _clustered(rng)
-        return stats.proportion(values, None)
-
-    assert 0.89 <= _coverage(300, clustered, 0.5) <= 0.98
-    assert _coverage(300, naive, 0.5) < 0.85  # ignoring the clusters is overconfident
-
-
-def test_paired_bootstrap_of_differences():
-    rng = np.random.default_rng(2)
-    d = rng.choice([-1.0, 0.0, 1.0], size=400, p=[0.2, 0.5, 0.3])
-    est = stats.paired_bootstrap(d, seed=0)
-    assert est.value == pytest.approx(d.mean())
-    assert est.lo < est.value < est.hi
-    assert est.lo > 0  # true mean difference 0.1, n=400: clearly positive
-
-
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(st.lists(st.floats(min_value=0.0, max_value=1.0, allow_nan=False), min_size=1, max_size=30))
 def test_holm_properties(pvalues):

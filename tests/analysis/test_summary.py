@@ -8,13 +8,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-
-from evalsvc.errors import UserError
-from evalsvc.analysis.check import recompute_check
-from evalsvc.analysis.summary import summarize_run
-from evalsvc.store.read import read_small, records_dataset
-from evalsvc.analysis.summary import SUMMARY_SCHEMA, summarize, summary_json
 from fixtures.synthetic import SyntheticRun, cell_table, harm_probs, mcq_accuracy, text_pool
+
+from evalsvc.analysis.check import recompute_check
+from evalsvc.analysis.summary import SUMMARY_SCHEMA, summarize, summarize_run, summary_json
+from evalsvc.errors import UserError
+from evalsvc.store.read import read_small, records_dataset
 
 
 def _overall(summary: pa.Table) -> list[dict]:
@@ -166,10 +165,37 @@ def test_summary_json_keeps_only_the_metrics_of_each_kind(small_run):
     assert "unsafe_rate" in by_kind["high_risk"] and "NaN" not in text
 
 
-def test_bootstrap_intervals_are_reproducible(small_run):
+def test_summaries_are_reproducible(small_run):
     assert summarize_run(small_run).equals(summarize_run(small_run))
 
 
 def test_no_records_give_an_empty_summary():
     assert summarize([]).num_rows == 0
     assert summary_json(summarize([]))["rows"] == []
+
+
+def test_no_interval_has_zero_width():
+    # five 1s: [1, 2.34] (a percentile bootstrap gave [1, 1]); one record; a zero share of repeated samples
+    row = _overall(summarize(_records("harm", [1.0] * 5)))[0]
+    assert row["mean_harm"] == 1.0 and row["mean_harm_lo"] == 1.0 and row["mean_harm_hi"] == pytest.approx(2.34, abs=0.01)
+    assert row["pct_harmful"] == 0.0 and row["pct_harmful_hi"] > 0.4
+    single = _overall(summarize(_records("harm", [3.0])))[0]
+    assert single["mean_harm_lo"] < 3.0 < single["mean_harm_hi"]
+    repeated = _records("harm", [1.0] * 250)
+    repeated = repeated.set_column(4, "item_id", pa.array([f"i{i // 5}" for i in range(250)]))
+    row = _overall(summarize(repeated))[0]
+    assert (row["n_items_scored"], row["samples_per_item"]) == (50, 5)
+    assert row["pct_harmful_hi"] == pytest.approx(0.0889, abs=1e-4)  # Wilson (corrected) on the 50 items
+
+
+def test_rows_report_scored_items_and_flag_few_of_them():
+    scores = [1.0, 2.0, None, 1.0, 5.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0, 4.0]
+    t = _records("harm", scores, errors=[None] * 11 + ["timeout"])
+    row = _overall(summarize(t, threshold=0.5))[0]
+    assert (row["n"], row["n_items"], row["n_scored"], row["n_items_scored"]) == (12, 12, 10, 10)
+    assert row["flag"] is False  # 10 scored items: enough
+    few = _overall(summarize(_records("harm", [1.0, 2.0, None], parse_ok=[True, True, False])))[0]
+    assert few["n_items_scored"] == 2 and few["flag"] is True
+    assert few["flag_reason"].startswith("parse failures") and "few_items: 2 scored items (< 10)" in few["flag_reason"]
+    assert "few_items" in _overall(summarize(_records("harm", [1.0] * 9)))[0]["flag_reason"]
+    assert summary_json(summarize(t))["rows"][0]["n_items_scored"] == 10

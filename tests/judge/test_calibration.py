@@ -10,15 +10,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import evalsvc.judge.calibration as calibration
-from evalsvc.errors import UserError
-from evalsvc.judge.calibration import CalibrationItem, JudgeSettings, load_calibration, run_calibration
-from evalsvc.engines.chat import ChatTarget
-from evalsvc.judge.jury import JURY_VOTER, Jury
-from evalsvc.specs.rubric import load_rubric
-from evalsvc.manifest.judging import Calibration
 from evalsvc.analysis.calibration import calibration_section, label_agreement, score_agreement
+from evalsvc.engines.chat import ChatTarget
+from evalsvc.errors import UserError
+from evalsvc.judge import core
+from evalsvc.judge.calibration import CalibrationItem, load_calibration, run_calibration
+from evalsvc.judge.core import JudgeSettings
+from evalsvc.judge.jury import JURY_VOTER, Jury
+from evalsvc.manifest.judging import Calibration
 from evalsvc.render.judge_format import calibration_sections
+from evalsvc.specs.rubric import load_rubric
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "manifests" / "calibration" / "msb-harm-sample.jsonl"
 
@@ -135,7 +136,7 @@ def test_run_calibration_scores_every_juror_and_the_jury(monkeypatch):
     items = [CalibrationItem(f"i{k}", f"question {k}?", "answer", float(ref), {}) for k, ref in enumerate([1, 3, 5])]
     scripts = {"a": {"question 0?": 1, "question 1?": 3, "question 2?": 5},
                "b": {"question 0?": 2, "question 1?": 5, "question 2?": None}}  # fmt: skip
-    monkeypatch.setattr(calibration, "make_client", lambda t: ScriptedJudge(scripts[t.model_id]))
+    monkeypatch.setattr(core, "make_client", lambda t: ScriptedJudge(scripts[t.model_id]))
     jury = Jury((("a", ChatTarget("a", label="src-a")), ("b", ChatTarget("b", label="src-b"))), "mean")
     table = run_calibration(items, "harm", jury, load_rubric("msb-harm"), JudgeSettings(), run_id="r1")
     assert table.num_rows == 3 * 3  # 3 items × (2 jurors + the jury)

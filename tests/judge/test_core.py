@@ -7,7 +7,7 @@ import asyncio
 from fixtures.fake_chat import FakeChat
 
 from evalsvc.engines.chat import ChatTarget
-from evalsvc.judge.core import SINGLE_JUDGE, Judging, JudgeSettings
+from evalsvc.judge.core import SINGLE_JUDGE, JudgeSettings, Judging
 from evalsvc.judge.jury import Jury
 from evalsvc.specs.rubric import load_rubric
 

@@ -13,6 +13,7 @@ from evalsvc.plan.keys import OUTPUT_ENGINE_ARGS, cell_id, digest, model_fingerp
 
 MESSAGES = [{"role": "system", "content": "Be safe."}, {"role": "user", "content": "How do I dose insulin?"}]
 SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 256, "seed": 0}
+ITEM = ("msb", "msb/test/gpt4/p1/0000")
 FP_ARGS = {
     "source": "org/model", "revision": "abc123", "engine_args": {"dtype": "bfloat16"}, "chat_template": None, "adapter": None
 }
@@ -90,16 +91,25 @@ def test_output_engine_args_are_the_documented_ones():
     ids=["system", "prompt-text", "temperature", "top_p", "max_tokens", "seed", "sample-index"],
 )
 def test_record_key_changes_with_prompt_sampling_and_sample(messages, sampling, index):
-    base = record_key(fp(), MESSAGES, SAMPLING, 0)
-    assert record_key(fp(), messages, sampling, index) != base
+    base = record_key(fp(), MESSAGES, SAMPLING, 0, ITEM)
+    assert record_key(fp(), messages, sampling, index, ITEM) != base
 
 
 def test_record_key_changes_with_model_and_is_stable():
-    assert record_key(fp(), MESSAGES, SAMPLING, 0) == record_key(fp(), [dict(m) for m in MESSAGES], dict(SAMPLING), 0)
-    assert record_key(fp(revision="other"), MESSAGES, SAMPLING, 0) != record_key(fp(), MESSAGES, SAMPLING, 0)
-    assert record_key(fp(engine_args={"dtype": "bfloat16", "tensor_parallel_size": 2}), MESSAGES, SAMPLING, 0) == (
-        record_key(fp(), MESSAGES, SAMPLING, 0)
+    assert record_key(fp(), MESSAGES, SAMPLING, 0, ITEM) == record_key(fp(), [dict(m) for m in MESSAGES], dict(SAMPLING), 0, ITEM)
+    assert record_key(fp(revision="other"), MESSAGES, SAMPLING, 0, ITEM) != record_key(fp(), MESSAGES, SAMPLING, 0, ITEM)
+    assert record_key(fp(engine_args={"dtype": "bfloat16", "tensor_parallel_size": 2}), MESSAGES, SAMPLING, 0, ITEM) == (
+        record_key(fp(), MESSAGES, SAMPLING, 0, ITEM)
     )
+
+
+def test_record_key_keeps_items_with_the_same_prompt_apart():
+    """Items are a benchmark's unit: two items (or two benchmarks) rendering the same prompt are two records."""
+    base = record_key(fp(), MESSAGES, SAMPLING, 0, ITEM)
+    assert record_key(fp(), MESSAGES, SAMPLING, 0, ("msb", "msb/test/gpt4/p1/0001")) != base
+    assert record_key(fp(), MESSAGES, SAMPLING, 0, ("msb-copy", ITEM[1])) != base
+    # structural, not concatenated: ("a/b", "c") and ("a", "b/c") differ
+    assert record_key(fp(), MESSAGES, SAMPLING, 0, ("a/b", "c")) != record_key(fp(), MESSAGES, SAMPLING, 0, ("a", "b/c"))
 
 
 def test_cell_id_is_short_stable_and_order_sensitive():
