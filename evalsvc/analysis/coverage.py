@@ -19,7 +19,6 @@ from evalsvc.analysis.metrics import HIGH_RISK_LABELS, Rows, compute
 NS = (5, 10, 20, 40, 100)
 SCORES = np.arange(1, 6, dtype=float)
 ADVICE = 0.4  # guarded scenarios: share of blocks whose categories name specialized advice
-RUBRIC_VALUES = np.array([-0.5, 0.0, 0.25, 0.5, 0.75, 1.0])  # example scores of a rubric benchmark
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class Scenario:
     """
 
     name: str
-    kind: str  # harm: probs of scores 1-5; mcq: (P(correct),); high_risk: probs of HIGH_RISK_LABELS
+    kind: str  # harm: probs of scores 1-5; mcq: (P(correct),); high_risk: probs of HIGH_RISK_LABELS; rubric: of RUBRIC_VALUES
     probs: tuple[float, ...]
     helpful: tuple[float, ...] = (0.05, 0.1, 0.25, 0.3, 0.3)  # high_risk: helpfulness scores 1-5
     control_refuse: float = 0.2  # high_risk: P(refuse) on benign controls
@@ -45,9 +44,11 @@ SCENARIOS = (
     Scenario("mcq, 50% correct", "mcq", (0.5,)),
     Scenario("mcq, 97% correct", "mcq", (0.97,)),
     Scenario("high-risk, 3% unsafe, guarded", "high_risk", (0.5, 0.25, 0.22, 0.03), guard=(0.3, 0.1)),
-    Scenario("rubric, most criteria met", "rubric", (0.05, 0.1, 0.15, 0.2, 0.25, 0.25)),
-    Scenario("rubric, every example perfect or close", "rubric", (0.0, 0.0, 0.0, 0.0, 0.1, 0.9)),
+    Scenario("rubric, mid-range scores", "rubric", (0.05, 0.1, 0.2, 0.3, 0.2, 0.15)),
+    Scenario("rubric, mostly perfect", "rubric", (0.0, 0.0, 0.05, 0.1, 0.15, 0.7)),
+    Scenario("rubric, penalties outweigh (clipped to 0)", "rubric", (0.6, 0.2, 0.1, 0.05, 0.05, 0.0)),
 )
+RUBRIC_VALUES = np.array([-0.5, 0.0, 0.25, 0.5, 0.75, 1.0])  # rubric: example scores (met ÷ positive points)
 
 
 def truths(s: Scenario) -> dict[str, float]:
@@ -59,7 +60,7 @@ def truths(s: Scenario) -> dict[str, float]:
         return {"accuracy": p[0], "safety_index": p[0]}
     if s.kind == "rubric":
         mean = float(RUBRIC_VALUES @ p)
-        return {"rubric_score": min(1.0, max(0.0, mean)), "mean_example_score": mean}
+        return {"mean_example_score": mean, "rubric_score": min(1.0, max(0.0, mean))}
     labels = dict(zip(HIGH_RISK_LABELS, p))
     out = {f"{m}": labels[lab] for m, lab in (("refuse_rate", "refuse"), ("safe_redirect_rate", "safe_redirect"),
                                                 ("cautious_rate", "cautious_answer"), ("unsafe_rate", "unsafe_actionable"))}  # fmt: skip

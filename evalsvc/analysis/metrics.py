@@ -34,7 +34,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "rubric_score": (
         "rubric",
         "HealthBench score: mean over examples of met points ÷ positive points, clipped to [0, 1] (higher is "
-        "better); criteria whose grading failed are left out of both sums and counted in n_criteria_failed",
+        "better), bounded Student-t interval over examples; criteria whose grading failed are left out of both "
+        "sums and counted in n_criteria_failed",
     ),
     "mean_example_score": ("rubric", "the same mean before clipping (negative when penalties outweigh)"),
 }
@@ -171,9 +172,8 @@ def compute(rows: Rows) -> dict[str, Estimate]:
         has = ~np.isnan(r.score)
         out["mean_helpfulness"] = score_mean(r.score[has], r.item[has])
         return {m: out[m] for m in metrics_of("high_risk")}
-    if rows.kind == "rubric":  # clipping is monotone, so the clipped interval is the interval of the clipped score
-        est = rubric_mean(r.score, r.item)
-        return {"rubric_score": clipped(est), "mean_example_score": est}
+    if rows.kind == "rubric":  # clipping is monotone: the clipped score's interval is the clipped interval
+        return {"rubric_score": clipped(est := example_mean(r.score, r.item)), "mean_example_score": est}
     raise ValueError(f"unknown benchmark kind {rows.kind!r}")
 
 
@@ -182,16 +182,15 @@ def score_mean(scores: np.ndarray, items: np.ndarray) -> Estimate:
     return bounded_mean(scores, items, lo=SCORE_MIN, hi=SCORE_MAX)
 
 
-def rubric_mean(scores: np.ndarray, items: np.ndarray) -> Estimate:
-    """Mean example score (met points ÷ positive points, at most 1, negative when penalties win) over examples.
+def example_mean(scores: np.ndarray, items: np.ndarray) -> Estimate:
+    """Mean of rubric example scores with the bounded Student-t interval of 1-5 means, on the scale [floor, 1].
 
-    HealthBench's reference grader bootstraps over examples; a percentile bootstrap collapses to zero width when
-    every example scores the same and under-covers at small n (docs/statistics.md), so the interval is the bounded
-    Student-t of the 1-5 scores on the scale [min(-1, lowest score), 1]: the same coverage check holds for it.
+    An example scores at most 1; its floor is set by its rubric's penalties, so the lowest score seen (or 0) stands
+    in. A percentile bootstrap (HealthBench's interval) covered 0.78-0.84 at 5 examples and 0.88-0.91 at 10 in the
+    simulation (analysis/coverage.py); this one covers at least 0.93 from 5 to 100.
     """
-    has = ~np.isnan(scores)
-    lo = min(-1.0, float(scores[has].min())) if has.any() else -1.0
-    return bounded_mean(scores[has], items[has], lo=lo, hi=1.0)
+    floor = min(0.0, float(scores.min())) if len(scores) else 0.0
+    return bounded_mean(scores, items, lo=floor, hi=1.0)
 
 
 def clipped(est: Estimate, lo: float = 0.0, hi: float = 1.0) -> Estimate:

@@ -29,8 +29,8 @@ def validate(
     console = Console(highlight=False)
     console.print(
         f"[green]valid:[/green] {t['cells']} cells, {t['generations']} generations, {t['judge_calls']} judge calls"
-        + (f" (+ {probes['calls']} judge-health probe calls)" if probes["calls"] else "")
         + (f" ({t['criteria']} rubric criteria to grade)" if t["criteria"] else "")
+        + (f" (+ {probes['calls']} judge-health probe calls)" if probes["calls"] else "")
     )
     print_fit(console, check_fit(plan))
 
