@@ -15,16 +15,14 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from evalsvc.engines.chat import ChatTarget, chat_with_retries, make_client, ready
+from evalsvc.engines.chat import ChatClient, ChatTarget, ready
+from evalsvc.judge.core import SINGLE_JUDGE, JudgeSettings, Judging
 from evalsvc.judge.criteria import Caller, grade_criteria, record_fields
-from evalsvc.judge.jury import Jury, cast_vote, joined_raw, verdict, votes_json
+from evalsvc.judge.jury import Jury
 from evalsvc.judge.mcq import extract_answer
-from evalsvc.specs.judge_parsers import parse
 from evalsvc.specs.rubric import Rubric, load_rubric
 from evalsvc.store.record import NONE_ARM, RECORD_SCHEMA
 from evalsvc.store.row import JUDGE, JUDGE_COLUMNS, NESTED_JUDGE_COLUMNS, check_stage
-
-RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "control")
 
 
 @dataclass(frozen=True)
@@ -38,6 +36,10 @@ class JudgeConfig:
     concurrency: int = 16
     progress_actor: str | None = None  # name of the Ray actor counting finished records per cell
 
+    @property
+    def settings(self) -> JudgeSettings:
+        return JudgeSettings(self.temperature, self.max_tokens, self.guided, self.concurrency)
+
 
 class JudgeStage:
     """Ray Data callable class (one per judge-caller actor); async so many judge calls are in flight."""
@@ -45,15 +47,33 @@ class JudgeStage:
     def __init__(self, config: JudgeConfig):
         self.cfg = config
         self.rubrics: dict[str, Rubric] = {kind: load_rubric(ref) for kind, ref in config.rubrics.items()}
-        self.client = None
-        self.jurors: dict[str, object] = {}
-        if isinstance(config.target, Jury):
-            self.jurors = {name: make_client(t) for name, t in config.target.members}
-        elif config.target is not None:
-            self.client = make_client(config.target)
-        self.sem = asyncio.Semaphore(config.concurrency)
+        # one core judges single judges and juries (and, per criterion, rubrics); None: MCQ only, nothing to call
+        self.judging = Judging(config.target, config.settings) if config.target is not None else None
+        self.sem = self.judging.sem if self.judging is not None else asyncio.Semaphore(config.concurrency)
         self.progress = _progress_handle(config.progress_actor)
         self.seen_rows = False
+
+    @property
+    def client(self) -> ChatClient | None:
+        """The single judge's client (None for a jury or without a judge)."""
+        if self.judging is None or self.judging.is_jury:
+            return None
+        return self.judging.clients[SINGLE_JUDGE]
+
+    @client.setter
+    def client(self, client: ChatClient) -> None:
+        assert self.judging is not None and not self.judging.is_jury
+        self.judging.clients[SINGLE_JUDGE] = client
+
+    @property
+    def jurors(self) -> dict[str, ChatClient]:
+        """A jury's clients by juror name (empty for a single judge)."""
+        return self.judging.clients if self.judging is not None and self.judging.is_jury else {}
+
+    @jurors.setter
+    def jurors(self, clients: dict[str, ChatClient]) -> None:
+        assert self.judging is not None and self.judging.is_jury
+        self.judging.clients.update(clients)
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
         check_stage(JUDGE, batch.column_names)
@@ -90,29 +110,9 @@ class JudgeStage:
         if kind == "rubric":
             rec.update(record_fields(await self._grade(rubric, row, rec["response"])))
             return rec
-        if self.jurors:
-            return await self._jury_record(rec, rubric, row)
-        body = self._body(rubric, row, rec["response"])
-        try:
-            async with self.sem:
-                raw = await chat_with_retries(self.client, body)
-        except Exception as e:  # recorded, never dropped
-            rec.update(error=f"judge: {type(e).__name__}: {str(e)[:500]}", parse_ok=False)
-            return rec
-        j = parse(rubric.parser, raw)
-        rec.update(judge_raw=raw, score=j.score, label=j.label, parse_ok=j.parse_ok)
-        return rec
-
-    async def _jury_record(self, rec: dict, rubric: Rubric, row: dict) -> dict:
-        """Every juror votes concurrently; the record keeps all votes and their verdict."""
-        calls = []
-        for name, target in self.cfg.target.members:
-            body = self._body(rubric, row, rec["response"], target.model_id)
-            calls.append(cast_vote(name, self.jurors[name], body, rubric.parser, self.sem))
-        votes = list(await asyncio.gather(*calls))
-        v = verdict(votes, rubric.kind, self.cfg.target.aggregate)
-        rec.update(judge_votes=votes_json(votes), judge_raw=joined_raw(votes), score=v.score, label=v.label,
-                   parse_ok=v.parse_ok, error=v.error)  # fmt: skip
+        j = await self.judging.judge(rubric, row, rec["response"])  # a failed call is recorded, never dropped
+        rec.update(judge_raw=j.raw, score=j.score, label=j.label, parse_ok=j.parse_ok, error=j.error,
+                   judge_votes=j.votes_json)  # fmt: skip
         return rec
 
     async def _grade(self, rubric: Rubric, row: dict, response: str):
@@ -123,8 +123,6 @@ class JudgeStage:
         return await grade_criteria(rubric, row, response, [Caller("", self.client, self.cfg.target.model_id)],
                                     self.cfg, self.sem)  # fmt: skip
 
-    def _body(self, rubric: Rubric, row: dict, response: str, model_id: str | None = None) -> dict:
-        return judge_body(rubric, row, response, model_id or self.cfg.target.model_id, self.cfg)
 
 
 def tally(records: list[dict]) -> dict[str, list[int]]:
@@ -156,24 +154,6 @@ def arrivals(rows: list[dict]) -> dict[str, list[int]]:
 def needs_call(row: dict) -> bool:
     """Whether `row` is sent to the judge: a judged benchmark, a generated answer, no reused judgement."""
     return row["benchmark_kind"] != "mcq" and row.get("error") is None and not row.get("reused_judgement")
-
-
-def judge_body(rubric: Rubric, row: dict, response: str, model_id: str, cfg) -> dict:
-    """The chat-completions request asking one judge to grade `response` to `row["question"]`.
-
-    `cfg` is a JudgeConfig or calibration's JudgeSettings: anything with temperature, max_tokens and guided.
-    """
-    fields = {k: row.get(k) or "" for k in RUBRIC_FIELDS}
-    body = {
-        "model": model_id,
-        "messages": rubric.render(row["question"], response, **fields),
-        "temperature": cfg.temperature,
-        "max_tokens": cfg.max_tokens,
-        "stream": False,
-    }
-    if cfg.guided and rubric.guided:
-        body["structured_outputs"] = dict(rubric.guided)
-    return body
 
 
 def base_record(row: dict, run_id: str) -> dict:

@@ -30,7 +30,7 @@ def baseline_job(plan) -> dict:
     from evalsvc.engines.serve_llm import llm_config
     from evalsvc.engines.vllm import engine_kwargs
     from evalsvc.judge import setup as judge_setup
-    from evalsvc.judge.stage import RUBRIC_FIELDS
+    from evalsvc.judge.core import RUBRIC_FIELDS
     from evalsvc.pipeline.run import engine_spec
 
     m = plan.manifest

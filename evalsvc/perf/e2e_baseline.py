@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from evalsvc.judge.stage import judge_body
+from evalsvc.judge.core import judge_body
 from evalsvc.specs.judge_parsers import parse
 from evalsvc.specs.rubric import load_rubric
 

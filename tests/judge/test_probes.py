@@ -10,7 +10,7 @@ import pytest
 
 from evalsvc.analysis.health_read import health_entries
 from evalsvc.engines.chat import ChatTarget
-from evalsvc.judge import stage as stage_module
+from evalsvc.judge import core as stage_module  # the judging core makes the clients
 from evalsvc.judge.jury import JURY_VOTER, Jury
 from evalsvc.judge.probe_run import PROBE_SCHEMA, run_probes, select_probes
 from evalsvc.judge.probes import ANCHORS, available, load_probes, probe_rows
@@ -139,7 +139,7 @@ def test_a_failing_judge_call_is_a_recorded_unparsed_probe(monkeypatch, kind):
             raise ConnectionError("judge unreachable")
 
     monkeypatch.setattr(stage_module, "make_client", lambda target: Down())
-    monkeypatch.setattr(stage_module, "chat_with_retries", lambda client, body: client.chat(body))
+    monkeypatch.setattr("evalsvc.judge.jury.chat_with_retries", lambda client, body: client.chat(body))  # no backoff
     table = run_probes(config(ChatTarget("j", url="http://h/v1", label="down")), select_probes(2, [kind]))
     rows = table.to_pylist()
     assert len(rows) == 2 and all(not r["parse_ok"] and not r["agrees"] and "unreachable" in r["error"] for r in rows)
