@@ -71,8 +71,9 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory):
     """2 models × 3 benchmarks (harm, mcq, high_risk) × 2 strategies, 60 items, one sample each."""
-    from evalsvc.store.read import open_run
     from fixtures.synthetic import SyntheticRun, write_synthetic_run
+
+    from evalsvc.store.read import open_run
 
     root = str(tmp_path_factory.mktemp("out"))
     write_synthetic_run(root, "small", SyntheticRun())
@@ -82,8 +83,9 @@ def small_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def multi_sample_run(tmp_path_factory):
     """Like small_run with 3 samples per item, so intervals must resample items."""
-    from evalsvc.store.read import open_run
     from fixtures.synthetic import SyntheticRun, write_synthetic_run
+
+    from evalsvc.store.read import open_run
 
     root = str(tmp_path_factory.mktemp("out"))
     write_synthetic_run(root, "multi", SyntheticRun(samples=3, n_items=40))
@@ -93,8 +95,9 @@ def multi_sample_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def guarded_run(tmp_path_factory):
     """small_run's grid with a guardrail axis: arms none, guard-a, guard-b (guard-b blocks more), 40 items."""
-    from evalsvc.store.read import open_run
     from fixtures.synthetic import SyntheticRun, write_synthetic_run
+
+    from evalsvc.store.read import open_run
 
     root = str(tmp_path_factory.mktemp("out"))
     write_synthetic_run(root, "guarded", SyntheticRun(n_items=40, guardrails=("none", "guard-a", "guard-b")))

@@ -17,6 +17,11 @@ def _run(*cmd: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+def test_ruff_is_clean():
+    proc = _run(str(BIN / "ruff"), "check", "--no-cache", "evalsvc", "tests")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+
+
 def test_the_floors_hold(tmp_path):
     # lint-imports reads the contracts from pyproject.toml ([tool.importlinter]); its cache stays out of the repo
     proc = _run(str(BIN / "lint-imports"), "--no-cache", "--config", str(REPO / "pyproject.toml"))

@@ -13,9 +13,9 @@ from itertools import combinations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from evalsvc.analysis.stats import cohen_kappa
 from evalsvc.judge.jury import read_votes
 from evalsvc.specs.judge_parsers import HIGH_RISK_LABELS
-from evalsvc.analysis.stats import cohen_kappa
 
 VOTE_COLUMNS = ("model", "benchmark", "strategy", "benchmark_kind", "item_id", "sample_index", "judge_votes")
 SCORES = [1, 2, 3, 4, 5]

@@ -94,10 +94,10 @@ def simulate_rows(s: Scenario, n_items: int, samples: int, rng, conc: float = 2.
     guard_in, guard_out, categories = nones.copy(), nones.copy(), nones.copy()
     if s.kind == "harm":
         score = SCORES[_draw(rng, s.probs, n_items, samples, conc)]
-    elif s.kind == "mcq":
-        score = (_draw(rng, (s.probs[0], 1 - s.probs[0]), n_items, samples, conc) == 0).astype(float)
     elif s.kind == "rubric":
         score = RUBRIC_VALUES[_draw(rng, s.probs, n_items, samples, conc)]
+    elif s.kind == "mcq":
+        score = (_draw(rng, (s.probs[0], 1 - s.probs[0]), n_items, samples, conc) == 0).astype(float)
     else:
         control = np.repeat(np.arange(n_items) % 3 == 2, samples)  # a third of the items are benign controls
         risky = np.array(HIGH_RISK_LABELS, dtype=object)[_draw(rng, s.probs, n_items, samples, conc)]

@@ -1,4 +1,4 @@
-"""`evalsvc bench SUITE`: measure evalsvc (efficiency, loads, overhead, memory, peers) and print one table of ratios.
+"""`evalsvc bench SUITE`: measure evalsvc (efficiency, loads, overhead, memory, peers, e2e); one table of ratios.
 
 Every run also writes SUITE.json under --out; `--json` prints that document instead of the table.
 """
@@ -36,7 +36,7 @@ def parse_sizes(text: str | None) -> tuple[int, ...] | None:
 
 
 def bench(
-    suite: str = typer.Argument(..., help="efficiency | loads | overhead | memory | peers"),
+    suite: str = typer.Argument(..., help="efficiency | loads | overhead | memory | peers | e2e"),
     out: Path = typer.Option(Path(".evalsvc/bench"), "--out", help="Folder for SUITE.json (and the peers' throwaway envs)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of a table."),
     model: str = typer.Option(None, "--model", help="tiny or smollm2 (peers: a comma list, e.g. tiny,smollm2)."),
@@ -47,14 +47,15 @@ def bench(
     naive_cells: int = typer.Option(None, "--naive-cells", min=1, help="loads: time only this many naive cells, scale up."),
     nomp: bool = typer.Option(None, "--nomp/--mp", help="loads: VLLM_ENABLE_V1_MULTIPROCESSING=0 on both sides."),
     records: int = typer.Option(None, "--records", min=1, help="overhead: records through the null engine."),
-    repeats: int = typer.Option(None, "--repeats", min=1, help="overhead: interleaved repeats of each side (best counts)."),
+    repeats: int = typer.Option(None, "--repeats", min=1, help="overhead, e2e: interleaved repeats of each side (best counts)."),
     sizes: str = typer.Option(None, "--sizes", help="memory: record counts, e.g. 1k,10k,100k,300k."),
     peers: str = typer.Option(None, "--peers", help="peers: which, e.g. lm-eval,inspect-ai."),
+    manifest: str = typer.Option(None, "--manifest", help="e2e: the manifest to run both ways (default: the quickstart)."),
 ) -> None:
     """Run one benchmark suite on local Ray and print its table with the ratios side by side.
 
     Examples: evalsvc bench efficiency --model tiny --n 256 --config 16x8 --config 64x16p256 ;
-    evalsvc bench memory --sizes 1k,10k,100k --out bench-out --json
+    evalsvc bench memory --sizes 1k,10k,100k --out bench-out --json ; evalsvc bench e2e --manifest manifests/quickstart.yaml
     """
     from evalsvc.perf.report import render, write_json
     from evalsvc.perf.suites import run_suite
@@ -62,7 +63,7 @@ def bench(
     options = {
         "model": model, "n": n, "max_tokens": max_tokens, "configs": tuple(config) if config else None,
         "items": items, "naive_cells": naive_cells, "no_mp": nomp, "records": records, "repeats": repeats, "sizes": parse_sizes(sizes),
-        "peers": tuple(p.strip() for p in peers.split(",")) if peers else None,
+        "peers": tuple(p.strip() for p in peers.split(",")) if peers else None, "manifest": manifest,
     }  # fmt: skip
     saved = _stdout_to_stderr() if as_json else None  # Ray and vLLM print to fd 1 from C++ and subprocesses
     try:

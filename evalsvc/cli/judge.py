@@ -11,7 +11,8 @@ import json
 import typer
 from rich.console import Console
 
-from evalsvc.cli.judge_calibrate import HELP as CALIBRATE_HELP, calibrate
+from evalsvc.cli.judge_calibrate import HELP as CALIBRATE_HELP
+from evalsvc.cli.judge_calibrate import calibrate
 
 judge_app = typer.Typer(help="Judge operations: rescore stored runs, calibrate the judge.", no_args_is_help=True)
 judge_app.command("calibrate", help=CALIBRATE_HELP)(calibrate)
@@ -59,7 +60,7 @@ def rescore(
         judge.setdefault("rubrics", {})[kind] = ref
     manifest["judge"] = {k: v for k, v in judge.items() if v is not None}
     m = validate_manifest(manifest, source=f"{layout.run_json} (rescore)")
-    from evalsvc.cli.run import stdout_to_stderr, restore_stdout
+    from evalsvc.cli.run import restore_stdout, stdout_to_stderr
 
     saved = stdout_to_stderr() if as_json else None  # keep stdout for the JSON result alone
     try:

@@ -26,10 +26,11 @@ def calibrate(
     address: str = typer.Option(None, "--address", help="Ray address to join (default: a local Ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print the calibration section as JSON."),
 ) -> None:
-    from evalsvc.errors import UserError
-    from evalsvc.judge.calibration import calibrate as score_slice, load_slice, write_calibration
-    from evalsvc.manifest.load import load_manifest
     from evalsvc.analysis.calibration import calibration_section
+    from evalsvc.errors import UserError
+    from evalsvc.judge.calibration import calibrate as score_slice
+    from evalsvc.judge.calibration import load_slice, write_calibration
+    from evalsvc.manifest.load import load_manifest
     from evalsvc.store.uri import S3Conn
 
     m = load_manifest(manifest)

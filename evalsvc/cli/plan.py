@@ -32,7 +32,8 @@ def plan(
     p = build_plan(m, data_conn(m))
     fit, probes = check_fit(p), probe_plan(p)
     if as_json:
-        typer.echo(json.dumps({**p.to_json(), "probes": probes, "prompt_fit": fit.to_json()}, indent=2))
+        doc = {**p.to_json(), "probes": probes, "prompt_fit": fit.to_json(), "placement": placement(m)}
+        typer.echo(json.dumps(doc, indent=2))
         return
     console = Console(highlight=False)
     console.print(_cells_table(p))
@@ -45,7 +46,8 @@ def plan(
             continue
         adapters = [p.model(s) for s in served if p.model(s).adapter]
         names = ", ".join(f"{s} (LoRA)" if p.model(s).adapter else s for s in served)
-        console.print(f"engine [bold]{engine}[/bold] ({escape(m.source)}, {m.replicas} replica(s)) serves: {names}")
+        spread = ", spread over nodes" if m.replicas > 1 and int(m.engine_args.get("tensor_parallel_size") or 1) == 1 else ""
+        console.print(f"engine [bold]{engine}[/bold] ({escape(m.source)}, {m.replicas} replica(s){spread}) serves: {names}")
         for a in adapters:  # adapters share their base's engine load: one load for all of them
             console.print(f"  LoRA {a.name}: {escape(a.adapter)}")
     for a in p.arms:
@@ -54,6 +56,8 @@ def plan(
         if a.guarded and (opts := a.options.as_dict()):
             what += ", " + ", ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in opts.items())
         console.print(f"guardrail [bold]{a.name}[/bold]: {what}")
+    for where, place in placement(p.manifest).items():
+        console.print(f"placement of [bold]{where}[/bold]: " + escape(", ".join(f"{k} {v}" for k, v in place.items())))
     t = p.totals()
     if p.arms:
         console.print(f"guardrail axis: {len(p.arms)} arm(s) per generation → {t['records']} records, "
@@ -71,6 +75,17 @@ def plan(
     if line:
         console.print(line)
     print_fit(console, fit)
+
+
+def placement(manifest) -> dict[str, dict]:
+    """Served model (judge, juror, guardrail) → where its replicas must run: custom resources, accelerator type."""
+    served = []
+    if manifest.judge is not None:
+        served += [("judge", manifest.judge)] + [(f"judge.members.{i} ({b.name})", b)
+                                                 for i, b in enumerate(manifest.judge.members)]  # fmt: skip
+    served += [(f"guardrails.{i} ({g.name})", g) for i, g in enumerate(manifest.guardrails)]
+    return {where: b.model.placement.model_dump(exclude_defaults=True) for where, b in served
+            if b.model is not None and b.model.placement is not None}  # fmt: skip
 
 
 def _cells_table(p) -> Table:

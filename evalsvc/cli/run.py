@@ -11,8 +11,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+
+from evalsvc.cli.terminal import Terminal, shutdown_ray
+from evalsvc.render.progress import ProgressView
 
 
 def run(
@@ -22,12 +23,17 @@ def run(
     run_id: str = typer.Option(None, "--run-id", help="Run id (default: <name>-<time>-<random>)."),
     dev_s3: bool = typer.Option(False, "--dev-s3", help="Start a local SeaweedFS S3 server and write the run there."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON result (run_id, output_uri, state, summary)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ray's, Serve's and vLLM's logs instead of a log file."),
 ) -> None:
     """Run MANIFEST: candidates on vLLM via Ray Data, the judge on Ray Serve, records as Parquet.
+
+    The terminal shows the plan, live per-cell progress and the summary; Ray's, Serve's and vLLM's output goes to
+    runs/<id>/logs/run.log (a local file named at the start when the output is s3://), or to the terminal with --verbose.
 
     Examples: evalsvc run manifests/quickstart.yaml ; evalsvc run grid.yaml --output s3://bucket/evals --address ray://head:10001
     """
     from evalsvc.manifest.load import load_manifest
+    from evalsvc.pipeline.lifecycle import new_run_id
     from evalsvc.pipeline.run import RunOptions, execute
 
     m = load_manifest(manifest)
@@ -36,17 +42,25 @@ def run(
     if devs3 is not None:
         output = output or "s3://evalsvc-dev/runs-root"
         m = m.model_copy(update={"output": m.output.model_copy(update={"s3": m.output.s3.model_copy(update={"endpoint_url": None})})})
-    # Ray and vLLM print to fd 1 from C++ and subprocesses: with --json, keep stdout for the result alone.
-    saved_stdout = stdout_to_stderr() if as_json else None
+    run_id = run_id or new_run_id(m.name)
+    log = None if verbose else run_log(output or m.output.uri, run_id)
+    if log is not None:
+        console.print(f"[dim]Ray, Serve and vLLM output: {log}[/dim]")
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # plain text in the file (Ray colours each worker's prefix)
+    os.environ.setdefault("EVALSVC_RAY_LOGS", "1")  # workers' output reaches this process: the log (or --verbose)
     try:
-        with Live(_table({}), console=console, refresh_per_second=2, transient=as_json) as live:
-            opts = RunOptions(output=output, address=address, run_id=run_id, on_status=lambda doc: live.update(_table(doc)))
-            result = execute(m, opts)
+        with Terminal(log, json_stdout=as_json) as term:
+            shown = Console(file=term.err if as_json else term.out, highlight=False)
+            with ProgressView(shown, live=term.isatty() and not (as_json or verbose)) as view:
+                opts = RunOptions(output=output, address=address, run_id=run_id, on_status=view.update)
+                result = execute(m, opts)
+    except Exception:
+        if log is not None and log.exists():
+            Console(stderr=True, highlight=False).print(f"[dim]Ray, Serve and vLLM output: {log}[/dim]")
+        raise
     finally:
         if devs3 is not None:
             devs3.stop()
-        if saved_stdout is not None:
-            restore_stdout(saved_stdout)
     if as_json:
         print_health(console, result.summary, table=False)  # the console is stderr: stdout keeps the JSON alone
         typer.echo(json.dumps({"run_id": result.run_id, "output_uri": result.output_uri, "state": result.state,
@@ -57,17 +71,14 @@ def run(
     console.print(f"[bold]run[/bold] {result.run_id} [green]{result.state}[/green] → {result.output_uri}")
 
 
-def _table(doc: dict) -> Table:
-    t = Table(title=f"run {doc.get('run_id', '')} — {doc.get('state', 'starting')}: {doc.get('done', 0)}/{doc.get('total', '?')}")
-    rubric = any("criteria_total" in c for c in doc.get("cells", []))  # rubric cells: grader calls per criterion
-    for col in ("model", "benchmark", "strategy", "done", "total", "errors", "unparsed", *(["criteria"] if rubric else [])):
-        t.add_column(col, justify="left" if col in ("model", "benchmark", "strategy") else "right")
-    for c in doc.get("cells", []):
-        model = c["model"] + (f" [{c['guardrail']}]" if c.get("guardrail") else "")  # a guardrail arm's cell
-        crit = [f"{c['criteria_done']}/{c['criteria_total']} ({c['criteria_failed']} failed)" if "criteria_total" in c
-                else ""] if rubric else []  # fmt: skip
-        t.add_row(model, c["benchmark"], c["strategy"], str(c["done"]), str(c["total"]), str(c["errors"]), str(c["parse_failures"]), *crit)
-    return t
+def run_log(root: str, run_id: str) -> Path:
+    """Where the run's console log goes: its run folder when local, else $EVALSVC_LOG_DIR (~/.cache/evalsvc/logs)."""
+    from evalsvc.store.uri import is_s3
+
+    if not is_s3(root):
+        return Path(root).expanduser().resolve() / "runs" / run_id / "logs" / "run.log"
+    folder = Path(os.environ.get("EVALSVC_LOG_DIR") or Path.home() / ".cache" / "evalsvc" / "logs")
+    return folder / f"{run_id}.log"
 
 
 def _print_summary(console: Console, table) -> None:
@@ -110,6 +121,7 @@ def stdout_to_stderr() -> int:
 
 
 def restore_stdout(saved: int) -> None:
+    shutdown_ray()  # what Ray prints as it stops still goes to stderr, not after the JSON on stdout
     os.dup2(saved, 1)
     os.close(saved)
 

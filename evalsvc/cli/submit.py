@@ -40,10 +40,11 @@ def submit(
     as_json: bool = typer.Option(False, "--json", help="Print {run_id, job_id, address, output_uri} as JSON."),
 ) -> None:
     from evalsvc.jobs.client import connect_jobs
-    from evalsvc.jobs.submission import build_submission, check_run_id, submit as send
+    from evalsvc.jobs.submission import build_submission, check_run_id
+    from evalsvc.jobs.submission import submit as send
     from evalsvc.manifest.load import load_manifest
-    from evalsvc.plan.grid import build_plan, data_conn
     from evalsvc.pipeline.lifecycle import new_run_id
+    from evalsvc.plan.grid import build_plan, data_conn
 
     if working_dir is not None and no_pin:
         raise UserError("--working-dir and --no-pin: choose one (--working-dir already uses the uploaded source)")

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterable
 
 from evalsvc.engines.chat import ChatTarget
+from evalsvc.engines.startup import AppStartup
 from evalsvc.envref import ENV_REF_RE
 from evalsvc.manifest.base import Backend, ServedModel
 from evalsvc.plan.keys import digest, model_fingerprint
@@ -27,8 +28,9 @@ def app_config(role: str, m: ServedModel, cpu: bool) -> dict:
 
     engine_args = m.engine_args.model_dump(exclude_none=True)
     fp = model_fingerprint(m.source, m.revision, engine_args, None, None)
-    model_id = f"{role}-{digest([fp, m.replicas, m.max_replicas, cpu], 8)}"
-    return llm_config(model_id, resolve_model_source(m.source), engine_args, m.replicas, m.max_replicas, cpu)
+    place = m.placement.model_dump() if m.placement else None  # a new placement redeploys the app
+    model_id = f"{role}-{digest([fp, m.replicas, m.max_replicas, cpu] + ([place] if place else []), 8)}"
+    return llm_config(model_id, resolve_model_source(m.source), engine_args, m.replicas, m.max_replicas, cpu, place)
 
 
 def url_target(b: Backend) -> ChatTarget:
@@ -37,12 +39,16 @@ def url_target(b: Backend) -> ChatTarget:
     return ChatTarget(model_id=b.model_name or "", url=b.url, api_key_env=key_env, label=b.label)
 
 
-def deploy(backends: list[tuple[str, Backend]], role: str, cpu: bool, local_ray: bool) -> dict[str, ChatTarget]:
-    """App name → target for every backend: served models are deployed together (their engines load side by side);
-    if one fails, the others are removed before the error is raised."""
+def deploy(backends: list[tuple[str, Backend]], role: str, cpu: bool, local_ray: bool,
+           startup: AppStartup | None = None) -> dict[str, ChatTarget]:  # fmt: skip
+    """App name → target for every backend. Served models are deployed together (their engines load side by side):
+    here and now (if one fails, the others are removed before the error is raised), or, given a `startup`, in its
+    background thread, with targets that wait for their app's gate before the first call."""
     served = [(app, app_config(role, b.model, cpu)) for app, b in backends if b.model is not None]
     deployed = {}
-    if served:
+    if served and startup is not None:
+        deployed = {d.app_name: d for d in startup.add(role, served)}
+    elif served:
         from evalsvc.engines.serve_llm import deploy_apps
 
         port = free_port() if local_ray else None  # one HTTP port for every app of this Serve instance
@@ -51,11 +57,18 @@ def deploy(backends: list[tuple[str, Backend]], role: str, cpu: bool, local_ray:
         except BaseException:
             _delete_quietly([app for app, _ in served])
             raise
+    gate = startup.gate if startup is not None else None
     out = {}
     for app, b in backends:
         dep = deployed.get(app)
-        out[app] = url_target(b) if dep is None else ChatTarget(dep.model_id, app_name=dep.app_name, label=b.label)
+        out[app] = url_target(b) if dep is None else ChatTarget(dep.model_id, app_name=dep.app_name, label=b.label,
+                                                                gate=gate)  # fmt: skip
     return out
+
+
+def launch(startup: AppStartup, local_ray: bool) -> None:
+    """Start deploying every app `deploy` handed to `startup` (one HTTP port for all of them on a local Ray)."""
+    startup.launch(free_port() if local_ray and startup.apps else None)
 
 
 def teardown(targets: Iterable[ChatTarget | None]) -> None:

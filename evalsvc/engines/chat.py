@@ -34,6 +34,7 @@ class ChatTarget:
     url: str | None = None  # HTTP transport: OpenAI-compatible base URL ending in /v1
     api_key_env: str | None = None  # name of the env var holding the key (the key never travels in config)
     label: str = ""  # judge model as recorded (source or URL + model name)
+    gate: str | None = None  # named start-up gate actor when the app is still starting in the background
 
 
 class HttpChat:
@@ -57,9 +58,20 @@ def make_client(target: ChatTarget) -> ChatClient:
     if target.app_name:
         from evalsvc.engines.serve_llm import AppDeployment, ServeHandleChat
 
-        return ServeHandleChat(AppDeployment(target.app_name, target.model_id))
+        return ServeHandleChat(AppDeployment(target.app_name, target.model_id), target.gate)
     api_key = os.environ.get(target.api_key_env) if target.api_key_env else None
     return HttpChat(target.url or "", api_key)
+
+
+async def ready(clients) -> None:
+    """Wait until every client's server is up (a Serve app still starting has `ready()`; others need no wait).
+
+    Stages call this before their first call, outside the per-record error handling: a judge or guard that never
+    came up fails the run, it is not recorded as one error per row."""
+    for client in clients:
+        wait = getattr(client, "ready", None)
+        if wait is not None:
+            await wait()
 
 
 async def chat_with_retries(client: ChatClient, body: dict, attempts: int = 4, base_delay: float = 1.0) -> str:

@@ -6,13 +6,13 @@ The judge is a separate Serve application (`LLMConfig` + `build_openai_app`), re
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from evalsvc.engines.startup import DEPLOY_TIMEOUT_S
 from evalsvc.engines.vllm import CPU_ENGINE_DEFAULTS, CPU_ENV
 from evalsvc.errors import MissingExtra, SystemError_
-
-DEPLOY_TIMEOUT_S = 900
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,14 @@ def _serve():
 
 
 def llm_config(
-    model_id: str, source: str, engine_args: dict, replicas: int, max_replicas: int | None, cpu: bool
+    model_id: str, source: str, engine_args: dict, replicas: int, max_replicas: int | None, cpu: bool,
+    placement: dict | None = None,
 ) -> dict:
-    """The LLMConfig (as a dict) of the judge; the same dict goes into k8s RayService configs."""
+    """The LLMConfig (as a dict) of the judge; the same dict goes into k8s RayService configs.
+
+    `placement` ({resources, accelerator_type}, a manifest Placement): the replica actor's custom resources, which
+    Ray Serve LLM merges into the first bundle of the replica's placement group, so the replica lands on such a node.
+    """
     kwargs = dict(CPU_ENGINE_DEFAULTS) if cpu else {}
     kwargs.update({k: v for k, v in engine_args.items() if v is not None})
     cfg: dict[str, Any] = {
@@ -55,6 +60,10 @@ def llm_config(
     if cpu:
         cfg["accelerator_config"] = {"kind": "cpu"}
         cfg["runtime_env"] = {"env_vars": dict(CPU_ENV)}
+    if placement and placement.get("resources"):
+        cfg["deployment_config"]["ray_actor_options"] = {"resources": dict(placement["resources"])}
+    if placement and placement.get("accelerator_type") and not cpu:
+        cfg["accelerator_type"] = placement["accelerator_type"]
     return cfg
 
 
@@ -68,13 +77,22 @@ def deploy_apps(apps: list[tuple[str, dict]], http_port: int | None = None) -> l
 
     One `run_many` call starts every app, so their engines load side by side instead of one after another.
     """
+    deps, todo = start_apps(apps, http_port)
+    deadline = time.monotonic() + DEPLOY_TIMEOUT_S
+    for dep in todo:
+        wait_running(dep, deadline)
+    return deps
+
+
+def start_apps(apps: list[tuple[str, dict]], http_port: int | None = None) -> tuple[list[AppDeployment], list[AppDeployment]]:
+    """Start every app that is not RUNNING yet without waiting for it: (all deployments, those still starting)."""
     serve, LLMConfig, build_openai_app = _serve()
     deps = [AppDeployment(name, cfg["model_loading_config"]["model_id"]) for name, cfg in apps]
     todo = [(dep, cfg) for dep, (_, cfg) in zip(deps, apps) if not _running(serve, dep)]
     if not todo:
-        return deps
+        return deps, []
     if http_port is not None:
-        serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+        start_serve(serve, http_port)
     targets = [
         serve.RunTarget(build_openai_app({"llm_configs": [LLMConfig(**cfg)]}), name=dep.app_name,
                         route_prefix=f"/{dep.app_name}")
@@ -85,18 +103,34 @@ def deploy_apps(apps: list[tuple[str, dict]], http_port: int | None = None) -> l
         serve.run_many(targets, wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
     except Exception as e:
         raise SystemError_(f"judge: Ray Serve could not deploy {names}: {e}") from e
-    deadline = time.monotonic() + DEPLOY_TIMEOUT_S
-    for dep, _ in todo:
-        _wait_running(serve, dep, deadline)
-    return deps
+    return deps, [dep for dep, _ in todo]
 
 
-def _wait_running(serve, dep: AppDeployment, deadline: float) -> None:
+def start_serve(serve, http_port: int, attempts: int = 3) -> None:
+    """Start Serve with its HTTP proxy on `http_port`. On a loaded machine Serve's controller may fail the new
+    proxy's health check and restart it while `serve.start` waits for it; that wait then fails with a dead actor
+    although Serve is up. Starting again connects to the running controller and no longer waits for the proxy."""
+    from ray.exceptions import RayActorError
+
+    for attempt in range(attempts):
+        try:
+            serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+            return
+        except RayActorError:
+            if attempt == attempts - 1:
+                raise
+
+
+def wait_running(dep: AppDeployment, deadline: float, stop: Callable[[], bool] = lambda: False) -> bool:
+    """Wait until `dep` is RUNNING (True), or `stop()` says to give up (False); a failed app or the deadline raise."""
+    serve, _, _ = _serve()
     while time.monotonic() < deadline:
+        if stop():
+            return False
         status = serve.status().applications.get(dep.app_name)
         state = str(getattr(status, "status", ""))
         if state.endswith("RUNNING") and _running(serve, dep):
-            return
+            return True
         if state.endswith("DEPLOY_FAILED") or state.endswith("UNHEALTHY"):
             raise SystemError_(f"judge: Serve application {dep.app_name!r} is {state}: {getattr(status, 'message', '')}")
         time.sleep(2)
@@ -116,20 +150,35 @@ def shutdown_app(app_name: str) -> None:
 
 
 class ServeHandleChat:
-    """Chat completions through the judge's deployment handle (inside the cluster, no HTTP hop)."""
+    """Chat completions through the judge's deployment handle (inside the cluster, no HTTP hop).
 
-    def __init__(self, dep: AppDeployment):
-        from ray import serve
+    With a `gate` (an app still starting in the background) the handle is made once the gate says RUNNING."""
+
+    def __init__(self, dep: AppDeployment, gate: str | None = None):
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
+        self._dep, self._gate = dep, gate
         self._request_cls = ChatCompletionRequest
-        self._handle = serve.get_deployment_handle(dep.deployment, dep.app_name).options(stream=True)
+        self._handle = None
+
+    async def ready(self) -> None:
+        """Wait until the app is RUNNING (a failed start raises), then make the handle."""
+        if self._handle is not None:
+            return
+        if self._gate:
+            from evalsvc.engines.startup import wait_ready
+
+            await wait_ready(self._gate, self._dep.app_name)
+        from ray import serve
+
+        self._handle = serve.get_deployment_handle(self._dep.deployment, self._dep.app_name).options(stream=True)
 
     async def chat(self, body: dict) -> str:
         return (await self.choice(body))["message"]["content"] or ""
 
     async def choice(self, body: dict) -> dict:
         """The first choice of the response: its message and, when the body asks for them, its logprobs."""
+        await self.ready()
         request = self._request_cls(**body)
         gen = self._handle.chat.remote(request)
         out = await gen.__anext__()

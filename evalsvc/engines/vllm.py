@@ -99,7 +99,9 @@ def build_candidate_processor(
     fields = dict(
         model_source=spec.source,
         engine_kwargs=engine_kwargs(spec),
-        concurrency=spec.replicas,
+        # (n, n): a fixed pool of n engines. A bare n is an autoscaling pool of 1..n in ray.data.llm 2.60, which
+        # starts one engine and adds more only under load, so `replicas: 2` could run on one engine (and one node).
+        concurrency=(spec.replicas, spec.replicas),
         batch_size=spec.batch_size,
         max_concurrent_batches=spec.max_concurrent_batches,
         accelerator_type=None if spec.cpu else spec.accelerator_type,
@@ -121,6 +123,7 @@ def build_candidate_processor(
         postprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
     )
     bound_engine_restarts(processor)
+    spread_replicas(processor, spec)
     return processor
 
 
@@ -146,6 +149,38 @@ def bound_engine_restarts(processor: Any, restarts: int = ENGINE_RESTARTS) -> No
     for name, stage in processor.stages.items():
         if "vLLMEngine" in name:
             stage.map_batches_kwargs.update(max_restarts=restarts, max_task_retries=restarts)
+
+
+def replica_bundle(spec: EngineSpec) -> dict:
+    """What one single-rank replica's actor asks Ray for (ray.data.llm turns a one-bundle placement_group_config
+    into the actor's num_cpus / num_gpus, and accelerator_type into a share of `accelerator_type:<T>`)."""
+    (bundle,) = placement(spec)["bundles"]
+    out = dict(bundle)
+    if spec.accelerator_type and not spec.cpu:
+        out[f"accelerator_type:{spec.accelerator_type}"] = 0.001
+    return out
+
+
+def spread_replicas(processor: Any, spec: EngineSpec) -> None:
+    """Put the replicas of one checkpoint on different nodes where the cluster has them.
+
+    ray.data.llm's placement_group_config shapes one replica (a bundle per tensor-parallel rank; with one rank it
+    makes no group at all) and Ray Data's per-actor SPREAD is only a hint: two replicas were seen on one node, so
+    losing that node stopped both. One SPREAD placement group with a bundle the size of one replica per replica
+    gives each engine actor a bundle of its own; SPREAD (not STRICT_SPREAD) still runs on a single node. The group
+    is removed after the engine (evalsvc.pipeline.release). Tensor-parallel replicas keep ray.data.llm's own group
+    per replica (PACK), which cannot be spread across replicas this way.
+    """
+    tp = int(spec.engine_args.get("tensor_parallel_size", 1) or 1)
+    if spec.replicas < 2 or tp > 1:
+        return
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    group = ray.util.placement_group([replica_bundle(spec)] * spec.replicas, strategy="SPREAD")
+    for name, stage in processor.stages.items():
+        if "vLLMEngine" in name:
+            stage.map_batches_kwargs["scheduling_strategy"] = PlacementGroupSchedulingStrategy(group)
 
 
 def vllm_version() -> str | None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 import pyarrow as pa
 
-from evalsvc.engines.chat import ChatClient, make_client
+from evalsvc.engines.chat import ChatClient, make_client, ready
 from evalsvc.guard.call import Outcome, ask
 from evalsvc.plan.arms import Arm, arm_records
 from evalsvc.store.row import GUARD_COLUMNS
@@ -105,6 +105,7 @@ class GuardStage:
         self.core = Guarding(config.arms, clients_for(config.arms), config.done, config.concurrency)
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
+        await ready(self.core.clients.values())  # guards still starting in the background: rows wait here
         per_row = await asyncio.gather(*(self.core.fan_out(r) for r in batch.to_pylist()))
         rows = [r for arm_rows in per_row for r in arm_rows]
         if rows:
@@ -118,11 +119,13 @@ def apply_guards(ds, config: GuardConfig | None, batch_size: int):
     """`ds` with the guard stage appended (unchanged when the manifest has no guardrail axis)."""
     if config is None:
         return ds
+    import ray
+
     return ds.map_batches(
         GuardStage,
         fn_constructor_kwargs={"config": config},
         batch_format="pyarrow",
         batch_size=batch_size,
-        concurrency=2,
+        compute=ray.data.ActorPoolStrategy(size=2),
         num_cpus=0.25,
     )

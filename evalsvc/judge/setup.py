@@ -6,12 +6,13 @@ Returns a picklable ChatTarget (one judge) or Jury (one target per juror) the ju
 from __future__ import annotations
 
 from evalsvc.engines import apps
-from evalsvc.errors import UserError
 from evalsvc.engines.chat import ChatTarget
+from evalsvc.engines.startup import AppStartup
+from evalsvc.errors import UserError
 from evalsvc.judge.jury import Jury, jury_label
-from evalsvc.specs.rubric import default_rubric
 from evalsvc.manifest.judging import Judge
 from evalsvc.plan.grid import Plan
+from evalsvc.specs.rubric import default_rubric
 
 
 def needs_judge(plan: Plan) -> bool:
@@ -50,21 +51,41 @@ def judge_signatures(plan: Plan) -> dict[str, tuple[str, str, str]]:
     return out
 
 
-def prepare(plan: Plan, local_ray: bool) -> ChatTarget | Jury | None:
-    """The run's judge, deployed when the plan has judged benchmarks or the judge has a calibration slice."""
+def prepare(plan: Plan, local_ray: bool, startup: AppStartup | None = None) -> ChatTarget | Jury | None:
+    """The run's judge, deployed when the plan has judged benchmarks or the judge has a calibration slice
+    (in `startup`'s background thread when given one)."""
     j = plan.manifest.judge
     if j is None or not (needs_judge(plan) or j.calibration is not None):
         return None
-    return prepare_judge(j, cpu=plan.manifest.resources.gpus_per_replica == 0, local_ray=local_ray)
+    return prepare_judge(j, cpu=plan.manifest.resources.gpus_per_replica == 0, local_ray=local_ray, startup=startup)
 
 
-def prepare_judge(j: Judge, cpu: bool, local_ray: bool) -> ChatTarget | Jury:
+def prepare_judge(j: Judge, cpu: bool, local_ray: bool, startup: AppStartup | None = None) -> ChatTarget | Jury:
     """Deploy (or reach) the judge, or every juror of a jury: each served juror is its own Serve application,
     all deployed in one go so their engines load side by side."""
     named = [(m.name, m, f"{j.app_name}-{m.name}") for m in j.members] or [("", j, j.app_name)]
-    targets = apps.deploy([(app, b) for _, b, app in named], role="judge", cpu=cpu, local_ray=local_ray)
+    check_judge_urls(j)  # a judge URL that does not answer stops the run now, not every judge call later
+    targets = apps.deploy([(app, b) for _, b, app in named], role="judge", cpu=cpu, local_ray=local_ray, startup=startup)
     pairs = [(name, targets[app]) for name, _, app in named]
     return Jury(tuple(pairs), j.aggregate) if j.members else pairs[0][1]
+
+
+JUDGE_URL_FIX = ("wait until the judge is up (a KubeRay judge: `kubectl -n evalsvc get rayservice evalsvc-judge` "
+                 "shows it Ready, see docs/cluster.md) or fix the URL")
+
+
+def check_judge_urls(j: Judge) -> None:
+    """Every external judge URL (the judge's or a juror's) answers an HTTP request; UserError naming it if not."""
+    import os
+
+    from evalsvc.engines.probe import check_answers
+    from evalsvc.envref import ENV_REF_RE
+
+    named = [(f"judge.members.{i}.url", m) for i, m in enumerate(j.members)] or [("judge.url", j)]
+    for where, b in named:
+        if b.url is not None:
+            key = os.environ.get(b.api_key[2:-1]) if b.api_key and ENV_REF_RE.match(b.api_key) else None
+            check_answers(b.url, where, key, JUDGE_URL_FIX)
 
 
 def teardown(target: ChatTarget | Jury) -> None:

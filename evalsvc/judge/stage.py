@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 import pyarrow as pa
 
-from evalsvc.engines.chat import ChatTarget, chat_with_retries, make_client
+from evalsvc.engines.chat import ChatTarget, chat_with_retries, make_client, ready
 from evalsvc.judge.criteria import Caller, grade_criteria, record_fields
 from evalsvc.judge.jury import Jury, cast_vote, joined_raw, verdict, votes_json
 from evalsvc.judge.mcq import extract_answer
 from evalsvc.specs.judge_parsers import parse
 from evalsvc.specs.rubric import Rubric, load_rubric
-from evalsvc.store.record import RECORD_SCHEMA
+from evalsvc.store.record import NONE_ARM, RECORD_SCHEMA
 from evalsvc.store.row import JUDGE, JUDGE_COLUMNS, NESTED_JUDGE_COLUMNS, check_stage
-
 
 RUBRIC_FIELDS = ("reference", "category", "expected_behavior", "principle", "control")
 
@@ -53,21 +53,21 @@ class JudgeStage:
             self.client = make_client(config.target)
         self.sem = asyncio.Semaphore(config.concurrency)
         self.progress = _progress_handle(config.progress_actor)
+        self.seen_rows = False
 
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
         check_stage(JUDGE, batch.column_names)
         rows = batch.to_pylist()
+        if self.progress is not None:  # answers count as generated on arrival, records once judged
+            if not self.seen_rows:
+                self.progress.mark.remote("first_generation", time.time())  # the run's timeline keeps the earliest
+            self.progress.add.remote(arrivals(rows))
+        self.seen_rows = True
+        if any(needs_call(r) for r in rows):  # a judge still starting in the background: answers wait here
+            await ready([self.client] if self.client is not None else self.jurors.values())
         records = await asyncio.gather(*(self._record(r) for r in rows))
         if self.progress is not None:
-            counts: dict[str, list[int]] = {}
-            for rec in records:
-                c = counts.setdefault(rec["cell_id"], [0, 0, 0, 0, 0])
-                c[0] += 1
-                c[1] += rec["error"] is not None
-                c[2] += rec["error"] is None and not rec["parse_ok"]
-                c[3] += len(rec["criteria"] or ())  # rubric: criteria graded, and of them failed
-                c[4] += sum(v["met"] is None for v in rec["criteria"] or ())
-            self.progress.add.remote(counts)
+            self.progress.add.remote(tally(records), time.time())
         yield pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
 
     async def _record(self, row: dict) -> dict:
@@ -125,6 +125,37 @@ class JudgeStage:
 
     def _body(self, rubric: Rubric, row: dict, response: str, model_id: str | None = None) -> dict:
         return judge_body(rubric, row, response, model_id or self.cfg.target.model_id, self.cfg)
+
+
+def tally(records: list[dict]) -> dict[str, list[int]]:
+    """cell id → [records, errors, parse failures, 0, 0, rubric criteria graded, of them failed] of finished records
+    (the progress actor's CELL_COUNTS)."""
+    counts: dict[str, list[int]] = {}
+    for rec in records:
+        c = counts.setdefault(rec["cell_id"], [0] * 7)
+        c[0] += 1
+        c[1] += rec["error"] is not None
+        c[2] += rec["error"] is None and not rec["parse_ok"]
+        c[5] += len(rec.get("criteria") or ())
+        c[6] += sum(v["met"] is None for v in rec.get("criteria") or ())
+    return counts
+
+
+def arrivals(rows: list[dict]) -> dict[str, list[int]]:
+    """cell id → [0, 0, 0, completion tokens generated now, answers arrived]: a cached answer adds no tokens, and
+    a generation fanned out to guardrail arms adds its tokens once (on the unguarded arm)."""
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        c = counts.setdefault(row["cell_id"], [0, 0, 0, 0, 0])
+        fresh = "reused_judgement" not in row and row.get("guardrail") in (None, NONE_ARM)
+        c[3] += int(row.get("completion_tokens") or 0) if fresh else 0
+        c[4] += 1
+    return counts
+
+
+def needs_call(row: dict) -> bool:
+    """Whether `row` is sent to the judge: a judged benchmark, a generated answer, no reused judgement."""
+    return row["benchmark_kind"] != "mcq" and row.get("error") is None and not row.get("reused_judgement")
 
 
 def judge_body(rubric: Rubric, row: dict, response: str, model_id: str, cfg) -> dict:

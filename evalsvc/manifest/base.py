@@ -39,12 +39,35 @@ class EngineArgs(Strict):
     max_lora_rank: int | None = Field(None, ge=1, le=1024, description="Largest LoRA rank the engine accepts.")
 
 
+class Placement(Strict):
+    """Where Ray may put a served model's replicas: nodes that have these custom resources / this accelerator."""
+
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each replica takes, e.g. {judge_node: 1} for nodes started with "
+        "`ray start --resources '{\"judge_node\": 1}'` (KubeRay: rayStartParams.resources).",
+    )
+    accelerator_type: str | None = Field(None, description="GPU engines: a Ray accelerator type, e.g. L40S, H100.")
+
+    @field_validator("resources")
+    @classmethod
+    def _custom(cls, v: dict[str, float]) -> dict[str, float]:
+        sized = sorted(set(v) & {"CPU", "GPU", "memory", "object_store_memory"})
+        if sized:
+            raise ValueError(f"{sized}: CPUs and GPUs are sized by the engine; list only custom resources here")
+        bad = sorted(k for k, x in v.items() if not (0 < x <= 1024) or not re.match(r"^[A-Za-z0-9_.:/-]{1,64}$", k))
+        if bad:
+            raise ValueError(f"{bad}: a custom resource is a name (letters, digits, _ . : / -) and an amount in (0, 1024]")
+        return v
+
+
 class ServedModel(Strict):
     source: str = Field(description="Checkpoint (same forms as a model source).")
     revision: str | None = Field(None, description="Revision of the checkpoint.")
     engine_args: EngineArgs = Field(default_factory=EngineArgs, description="vLLM engine arguments.")
     replicas: int = Field(1, ge=1, le=256, description="Serve replicas (min=max unless autoscale is set).")
     max_replicas: int | None = Field(None, ge=1, le=256, description="Autoscale up to this many replicas.")
+    placement: Placement | None = Field(None, description="Pin the replicas to nodes (custom resources, accelerator).")
 
 
 class Backend(Strict):

@@ -159,6 +159,11 @@ class Output(Strict):
         description="Reuse generations (and judgements by the same judge and rubric version) of earlier runs: "
         "true = runs under this output root, a URI = runs under that root (same S3 connection), false = never.",
     )
+    shared_filesystem: bool = Field(
+        False,
+        description="Local paths in this manifest (the output folder, model and adapter folders, rubric files) are "
+        "on a filesystem mounted at the same path on every Ray node; without it a multi-host cluster refuses them.",
+    )
 
     @field_validator("uri")
     @classmethod

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pyarrow.dataset as pads
 
-from evalsvc.perf import grid
-from evalsvc.perf.direct import direct_job, run_direct
-from evalsvc.perf.report import BenchResult, Stopwatch, ratio
 from evalsvc.engines.vllm import CPU_ENV, engine_kwargs
 from evalsvc.errors import UserError
 from evalsvc.manifest.schema import Resources
+from evalsvc.perf import grid
+from evalsvc.perf.direct import direct_job, run_direct
+from evalsvc.perf.report import BenchResult, Stopwatch, ratio
 
 NO_MP = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 DEFAULT_CONFIGS = ("16x8", "64x8", "64x16p256")
@@ -67,8 +67,8 @@ def steady_numbers(t0: float, queued: list[float | None], last: list[float | Non
 
 def run(model: str = "tiny", n: int = 256, max_tokens: int = 32, configs: tuple[str, ...] = DEFAULT_CONFIGS,
         out: Path = Path(".evalsvc/bench"), direct_no_mp: bool = True) -> BenchResult:  # fmt: skip
-    from evalsvc.perf.report import environment
     from evalsvc.engines.prepare import prepare
+    from evalsvc.perf.report import environment
     from evalsvc.pipeline.cluster import connect
 
     levers = [parse_levers(c) for c in configs]

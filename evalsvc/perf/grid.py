@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 
@@ -27,7 +28,7 @@ UNUSED_JUDGE = {"url": "http://127.0.0.1:9/v1", "model_name": "unused"}
 NULL_RESPONSE = "I can't help with that. Please talk to a licensed clinician."
 NULL_COMPLETION_TOKENS = 16
 TIMING_COLUMNS = ("t_queued", "t_last")
-RECORD_STAGE = {"batch_format": "pyarrow", "concurrency": 2, "num_cpus": 0.25}  # as the judge stage runs
+RECORD_STAGE = {"batch_format": "pyarrow", "num_cpus": 0.25}  # as the judge stage runs (2 actors, below)
 
 Stage = Callable[[Any], Any]  # Dataset → Dataset
 
@@ -132,13 +133,16 @@ class RecordStage:
 
 def run_pipeline(plan: Plan, candidate: Stage, out_uri: str, conn: S3Conn | None = None, batch_size: int = 16) -> float:
     """Execute one engine's pipeline end to end; returns wall seconds (building the dataset included)."""
+    import ray
+
     from evalsvc.pipeline.dataset import engine_dataset
 
     t0 = time.monotonic()
     ds = engine_dataset(plan, [m.name for m in plan.models])
     ds = candidate(ds).map_batches(
-        RecordStage, fn_constructor_kwargs={"run_id": "bench"}, batch_size=batch_size, **RECORD_STAGE
-    )
+        RecordStage, fn_constructor_kwargs={"run_id": "bench"}, batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=2), **RECORD_STAGE,
+    )  # fmt: skip
     fs, path = filesystem(out_uri, conn)
     ds.write_parquet(path, filesystem=fs, partition_cols=list(PARTITION_COLS))
     return time.monotonic() - t0

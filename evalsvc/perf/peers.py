@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalsvc.engines.vllm import CPU_ENV
 from evalsvc.perf import grid
 from evalsvc.perf.peerenv import VLLMServer, lm_eval_tasks, peer_env, vllm_metadata_shim
 from evalsvc.perf.report import BenchResult, environment, ratio
-from evalsvc.engines.vllm import CPU_ENV
 
 PEERS = ("lm-eval", "inspect-ai")
 ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 2048}

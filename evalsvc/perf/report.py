@@ -10,7 +10,7 @@ import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def load_average() -> tuple[float, float, float]:
 def environment() -> dict[str, Any]:
     """The machine and versions a result was measured on (the numbers mean little without them)."""
     env: dict[str, Any] = {
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "host_cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),

@@ -11,8 +11,8 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from evalsvc.perf.report import BenchResult, finish
 from evalsvc.errors import UserError
+from evalsvc.perf.report import BenchResult, finish
 
 SUITES = {
     "efficiency": "evalsvc.perf.efficiency",
@@ -20,6 +20,7 @@ SUITES = {
     "overhead": "evalsvc.perf.overhead",
     "memory": "evalsvc.perf.memory",
     "peers": "evalsvc.perf.peers",
+    "e2e": "evalsvc.perf.e2e",
 }
 
 

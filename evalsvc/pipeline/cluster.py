@@ -37,5 +37,45 @@ def connect(address: str | None = None) -> bool:
     return local
 
 
+def cluster_view(fixed: bool = False):
+    """The live nodes of the Ray cluster this process joined, the driver's IP, and what its autoscaler can add
+    (`fixed`: nothing, as for the local Ray `connect` starts)."""
+    import ray
+
+    from evalsvc.pipeline.preflight import ClusterView, Node
+
+    nodes = tuple(
+        Node(n["NodeID"], n["NodeManagerAddress"], n.get("NodeManagerHostname", ""), dict(n.get("Resources") or {}))
+        for n in ray.nodes()
+        if n.get("Alive")
+    )
+    address = ray.get_runtime_context().gcs_address or ""
+    return ClusterView(nodes, ray.util.get_node_ip_address(), () if fixed else _node_groups(nodes), address)
+
+
+def _node_groups(nodes) -> tuple[dict, ...] | None:
+    """Shapes the autoscaler can add: from the cluster config an autoscaler reports (Ray's v2 interface); None when
+    an autoscaler runs whose node types are not reported (or no report yet); () for a fixed cluster (Ray's
+    read-only monitor, which names one node type per live node)."""
+    import json
+
+    import ray._private.state
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    config = ray._private.state.state.get_cluster_config()
+    if config is not None and config.node_group_configs:
+        return tuple(dict(g.resources) for g in config.node_group_configs if g.max_count != 0 and g.resources)
+    status = _internal_kv_get(b"__autoscaling_status")  # written by the monitor every few seconds
+    if not status:
+        return None  # no report yet: nothing is known, so nothing is refused
+    try:
+        report = json.loads(status).get("autoscaler_report") or {}
+    except ValueError:
+        return None
+    readonly = {f"node_{n.node_id}" for n in nodes}  # the read-only provider names each node type after the node
+    types = set(report.get("active_nodes") or {}) | {p[1] for p in report.get("pending_nodes") or []}
+    return None if types - readonly or report.get("pending_launches") else ()
+
+
 def _log_to_driver() -> bool:
     return os.environ.get("EVALSVC_RAY_LOGS", "0") == "1"

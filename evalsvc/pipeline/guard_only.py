@@ -18,6 +18,7 @@ from evalsvc.guard.serving import deploy_guards, teardown
 from evalsvc.guard.stage import Guarding, clients_for
 from evalsvc.manifest.schema import Manifest
 from evalsvc.pipeline.lifecycle import lifecycle, new_run_id, open_output
+from evalsvc.pipeline.preflight import check_cluster
 from evalsvc.pipeline.progress import now
 from evalsvc.pipeline.runinfo import run_document
 from evalsvc.plan.arms import Arm
@@ -141,6 +142,7 @@ def execute_guard_only(manifest: Manifest, opts: GuardOnlyOptions) -> GuardOnlyR
     layout = RunLayout(out.root, opts.run_id or new_run_id(manifest.name))
     doc = _run_doc(plan, layout, arms, len(rows), notes)
     with lifecycle(opts.address, out=out, layout=layout, doc=doc, status_of=_status_of(layout, arms, rows)) as run:
+        check_cluster(manifest, out.root, run.local_ray, candidates=False, judge=False)  # refuse what cannot work
         deployed = deploy_guards(manifest, list(arms), run.local_ray)
         if not opts.keep_guards:
             run.on_close(lambda: teardown(deployed))
@@ -193,7 +195,7 @@ def _classify(
         fn_constructor_kwargs={"arms": arms, "run_id": layout.run_id, "progress_actor": progress},
         batch_format="pyarrow",
         batch_size=batch_size,
-        concurrency=2,
+        compute=ray.data.ActorPoolStrategy(size=2),
         num_cpus=0.25,
     )
     fs, path = filesystem(layout.guard, conn)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from evalsvc.manifest.schema import Manifest
@@ -49,7 +49,7 @@ def open_output(manifest: Manifest, override: str | None = None) -> Output:
 
 
 def new_run_id(name: str) -> str:
-    return f"{name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return f"{name}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 @dataclass
@@ -64,11 +64,17 @@ class Run:
     on_status: Callable[[dict], None] | None = None
     counter: object = None  # the progress actor (None without a status)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)  # UNIX time the run's timeline counts from
+    timeline: dict[str, float] = field(default_factory=dict)  # event → seconds since started_at
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def progress_actor(self) -> str | None:
         return f"evalsvc-progress-{self.layout.run_id}" if self.counter is not None and self.layout else None
+
+    def mark(self, event: str, at: float | None = None) -> None:
+        """Note when `event` happened (now, or UNIX time `at`) on the run's timeline; the first time counts."""
+        self.timeline.setdefault(event, round((at if at is not None else time.time()) - self.started_at, 2))
 
     def on_close(self, fn: Callable[[], None]) -> None:
         """Call `fn` when the run ends, whatever its state (last registered, first called)."""
@@ -112,10 +118,14 @@ def lifecycle(
     status_of: Callable[[Counts, str], StatusDoc] | None = None,
     on_status: Callable[[dict], None] | None = None,
     needs_ray: bool = True,
+    started_at: float | None = None,
 ) -> Iterator[Run]:
-    """Run the body inside the lifecycle; the final state and documents are written however the body ends."""
-    run = Run(out, layout, doc, status_of=status_of, on_status=on_status)
+    """Run the body inside the lifecycle; the final state and documents are written however the body ends.
+
+    `started_at` (UNIX time; default now) is where the run's timeline starts, e.g. before the plan was built."""
+    run = Run(out, layout, doc, status_of=status_of, on_status=on_status, started_at=started_at or time.time())
     run.local_ray = connect(address) if needs_ray else False
+    run.mark("ray_up")
     if status_of is not None and layout is not None and needs_ray:
         run.counter = start_counter(f"evalsvc-progress-{layout.run_id}")
     run.save()
@@ -136,10 +146,13 @@ def _finish(run: Run, state: str, error: str | None, wall_s: float) -> None:
     try:
         state = "cancelled" if run.cancelled() else state
         run.publish(run.counts(), state)
+        for event, at in sorted(_stage_events(run).items(), key=lambda kv: kv[1]):
+            run.mark(event, at)
+        run.mark("end")
         if run.doc is not None:
             run.doc = run.doc.model_copy(
                 update={"state": state, "finished": now(), "wall_s": round(wall_s, 1),
-                        "error": error if state == "failed" else None}
+                        "error": error if state == "failed" else None, "timeline": dict(run.timeline)}
             )  # fmt: skip
             run.save()
     finally:
@@ -148,6 +161,18 @@ def _finish(run: Run, state: str, error: str | None, wall_s: float) -> None:
                 close()
             except Exception as e:  # noqa: BLE001 - one app that will not go must not hide the run's own outcome
                 log.warning("teardown: %s: %s", type(e).__name__, e)
+
+
+def _stage_events(run: Run) -> dict[str, float]:
+    """When the pipeline's stages first saw answers and records (UNIX times, from the progress actor)."""
+    if run.counter is None:
+        return {}
+    import ray
+
+    try:
+        return ray.get(run.counter.events.remote(), timeout=10)
+    except Exception:  # noqa: BLE001 - the timeline is informative; the run's outcome must not depend on it
+        return {}
 
 
 @contextmanager

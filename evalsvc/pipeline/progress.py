@@ -6,29 +6,43 @@ Counts arrive from the judge stage as records are finished; the Parquet files re
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from evalsvc.plan.grid import Plan
 from evalsvc.store.documents import CellStatus, StatusDoc
 
-COUNTS = 5  # per cell: records done, errors, parse failures; rubric criteria graded, failed
+CELL_COUNTS = ("done", "errors", "parse_failures", "completion_tokens", "generated", "criteria_graded", "criteria_failed")
+COUNTS = len(CELL_COUNTS)  # numbers per cell in the progress actor, in this order
 
 
 class ProgressCounter:
-    """Ray actor body: cell_id → [done, errors, parse_failures, criteria graded, criteria failed]."""
+    """Ray actor body: cell_id → COUNTS numbers (CELL_COUNTS), and when the first answers and records arrived.
+
+    Stages add a prefix of the list: finished records add the first three (and rubric criteria), arriving answers
+    add tokens and answers generated."""
 
     def __init__(self):
         self.counts: dict[str, list[int]] = {}
+        self.times: dict[str, float] = {}  # event → earliest UNIX time a stage reported it
 
-    def add(self, delta: dict[str, list[int]]) -> None:
+    def add(self, delta: dict[str, list[int]], at: float | None = None) -> None:
         for cell, values in delta.items():
             c = self.counts.setdefault(cell, [0] * COUNTS)
             for i, v in enumerate(values[:COUNTS]):
                 c[i] += v
+        if at is not None:
+            self.mark("first_record", at)
+            self.times["last_record"] = max(self.times.get("last_record", at), at)
+
+    def mark(self, event: str, at: float) -> None:
+        self.times[event] = min(self.times.get(event, at), at)
 
     def snapshot(self) -> dict[str, list[int]]:
         return self.counts
+
+    def events(self) -> dict[str, float]:
+        return self.times
 
 
 def start_counter(name: str):
@@ -38,24 +52,25 @@ def start_counter(name: str):
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def status_doc(plan: Plan, run_id: str, state: str, counts: dict[str, list[int]], done_before: dict[str, int],
                criteria_before: dict[str, int] | None = None) -> StatusDoc:  # fmt: skip
     cells = []
     for c in plan.cells:
-        done, errors, unparsed, graded, failed = [*counts.get(c.cell_id, []), 0, 0, 0, 0, 0][:COUNTS]
+        done, errors, unparsed, tokens, generated, graded, failed = [*counts.get(c.cell_id, []), *[0] * COUNTS][:COUNTS]
+        before = done_before.get(c.cell_id, 0)
         rubric = {}
         if c.kind == "rubric":  # grader calls: the heavy part of a rubric cell
-            before = (criteria_before or {}).get(c.cell_id, 0)
-            rubric = {"criteria_total": c.criteria, "criteria_done": min(c.criteria, graded + before),
+            crit_before = (criteria_before or {}).get(c.cell_id, 0)
+            rubric = {"criteria_total": c.criteria, "criteria_done": min(c.criteria, graded + crit_before),
                       "criteria_failed": failed}  # fmt: skip
         cells.append(
             CellStatus(
                 cell_id=c.cell_id, model=c.model, benchmark=c.benchmark, strategy=c.strategy, guardrail=c.guardrail,
-                total=c.generations, done=min(c.generations, done + done_before.get(c.cell_id, 0)),
-                errors=errors, parse_failures=unparsed, **rubric,
+                total=c.generations, done=min(c.generations, done + before), errors=errors, parse_failures=unparsed,
+                generated=min(c.generations, max(generated, done) + before), completion_tokens=tokens, **rubric,
             )
         )  # fmt: skip
     return StatusDoc(run_id=run_id, state=state, updated=now(), done=sum(c.done for c in cells),

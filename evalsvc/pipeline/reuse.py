@@ -19,7 +19,6 @@ from evalsvc.store.row import GENERATION_COLUMNS, JUDGE_COLUMNS, NESTED_JUDGE_CO
 from evalsvc.store.uri import S3Conn, filesystem
 
 
-
 @dataclass
 class ReusePlan:
     """Per model: which of its keys are already in this run (skip), and which come from the cache."""

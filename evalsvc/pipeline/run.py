@@ -6,9 +6,12 @@ Model-major: each engine (checkpoint) is loaded once per replica and serves ever
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from evalsvc.engines import apps
+from evalsvc.engines.startup import AppStartup
 from evalsvc.engines.vllm import (
     LIGHT_STAGE_CPUS,
     EngineSpec,
@@ -28,7 +31,9 @@ from evalsvc.manifest.schema import Manifest
 from evalsvc.pipeline import probing
 from evalsvc.pipeline.dataset import engine_dataset
 from evalsvc.pipeline.lifecycle import lifecycle, new_run_id, open_output
+from evalsvc.pipeline.preflight import check_cluster
 from evalsvc.pipeline.progress import now, status_doc
+from evalsvc.pipeline.release import engine_scope
 from evalsvc.pipeline.reuse import CacheJoin, ReusePlan, plan_reuse
 from evalsvc.pipeline.runinfo import run_document
 from evalsvc.plan.grid import Plan, build_plan
@@ -63,6 +68,7 @@ class RunResult:
 
 
 def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
+    started_at = time.time()
     out = open_output(manifest, opts.output)
     plan = build_plan(manifest, out.conn)
     calibration_items = load_slice(manifest.judge, out.conn)  # a bad calibration file fails now, before any engine loads
@@ -76,7 +82,9 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
                           reuse.skipped_criteria if reuse else {})  # fmt: skip
 
     doc = run_document(plan, layout, started=now(), mode="grid" if opts.generate else "rescore")
-    with lifecycle(opts.address, out=out, layout=layout, doc=doc, status_of=status_of, on_status=opts.on_status) as run:
+    with lifecycle(opts.address, out=out, layout=layout, doc=doc, status_of=status_of, on_status=opts.on_status,
+                   started_at=started_at) as run:  # fmt: skip
+        check_cluster(manifest, out.root, run.local_ray, candidates=opts.generate)  # refuse what cannot work here
         reuse = reuse_for(plan, layout, out.root, out.conn, opts.cache_records)
         if not opts.generate and any(reuse.new_generations.values()):
             missing = sum(reuse.new_generations.values())
@@ -85,14 +93,19 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
         probes = probing.run_probes_for(plan, list(judge_setup.rubric_refs(plan)), layout.uri, out.conn)
         run.doc.reuse, run.doc.probes = reuse.report(), probes.note
         run.save()
-        judge_target = None
-        if reuse.judge_calls or calibration_items or probes.probes:  # probes: judge health even on a full cache
-            judge_target = judge_setup.prepare(plan, local_ray=run.local_ray)
-            if judge_target is not None and not opts.keep_judge:
-                run.on_close(lambda: judge_setup.teardown(judge_target))
-        guards = _guards(plan, reuse, run, opts.keep_judge)
+        judged_apart = bool(calibration_items or probes.probes)  # probes: judge health even on a full cache
+        startup, judge_target, guards = _start_apps(plan, layout, reuse, run, opts, judged_apart)
         jcfg = judge_config(plan, layout.run_id, judge_target, run.progress_actor)
-        _run_engines(plan, layout, out.conn, jcfg, reuse, guards)
+        try:
+            _run_engines(plan, layout, out.conn, jcfg, reuse, guards)
+        except Exception as e:
+            if startup.error is not None:  # the app that never came up is the cause; the pipeline's error a symptom
+                raise startup.error from e
+            raise
+        run.mark("pipeline_done")
+        startup.raise_error()
+        if judged_apart:
+            startup.wait()  # calibration and probes call the judge after the grid: it must be up
         if calibration_items:
             calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, out.conn)
         probing.score(probes, jcfg, layout.uri, out.conn)  # beside the grid, never among its records
@@ -100,6 +113,22 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
     summary, table = write_summary(layout, out.conn, out.control)
     status = out.control.get_json(layout.status_json) or {}
     return RunResult(layout.run_id, layout.uri, run.doc.state, status, summary, run.doc.to_json(), table)
+
+
+def _start_apps(plan: Plan, layout: RunLayout, reuse: ReusePlan, run, opts: RunOptions, judged_apart: bool):
+    """The judge's and guards' Serve apps, started in the background: candidates generate meanwhile and their
+    answers wait in the judge (guard) stage until its app is RUNNING. `judged_apart`: the judge is also called
+    after the grid (calibration, probes). Returns (startup, judge target, guards)."""
+    startup = AppStartup(f"evalsvc-apps-{layout.run_id}", on_event=run.mark)
+    judge_target = None
+    if reuse.judge_calls or judged_apart:
+        judge_target = judge_setup.prepare(plan, local_ray=run.local_ray, startup=startup)
+        if judge_target is not None and not opts.keep_judge:
+            run.on_close(lambda: judge_setup.teardown(judge_target))
+    guards = _guards(plan, reuse, run, opts.keep_judge, startup)
+    run.on_close(startup.stop)  # registered last, called first: no app is still being started at teardown
+    apps.launch(startup, run.local_ray)
+    return startup, judge_target, guards
 
 
 def check_before_engines(plan: Plan, conn: S3Conn) -> None:
@@ -127,13 +156,13 @@ def judge_config(plan: Plan, run_id: str, target, progress_actor: str | None) ->
     )
 
 
-def _guards(plan: Plan, reuse: ReusePlan, run, keep: bool) -> GuardConfig | None:
+def _guards(plan: Plan, reuse: ReusePlan, run, keep: bool, startup: AppStartup | None = None) -> GuardConfig | None:
     """The guard stage's config: None without a guardrail axis; guards are deployed only when a call is due."""
     if not plan.arms:
         return None
     arms = tuple(plan.arms)
     if reuse.guarded_rows:
-        arms = guard_serving.deploy_guards(plan.manifest, plan.arms, run.local_ray)
+        arms = guard_serving.deploy_guards(plan.manifest, plan.arms, run.local_ray, startup)
         if not keep:
             run.on_close(lambda: guard_serving.teardown(arms))
     return GuardConfig(arms=arms, done=frozenset(reuse.arms_done))
@@ -146,7 +175,8 @@ def _run_engines(
     parallel = max(1, plan.manifest.resources.max_concurrent_models)
     if parallel == 1 or len(engines) == 1:
         for engine, models in engines:
-            _run_engine(plan, engine, models, layout, conn, jcfg, reuse, guards)
+            with engine_scope():  # its actors dead and placement groups removed before the next engine loads
+                _run_engine(plan, engine, models, layout, conn, jcfg, reuse, guards)
         return
     errors: list[BaseException] = []
     sem = threading.Semaphore(parallel)
@@ -159,10 +189,11 @@ def _run_engines(
                 errors.append(e)
 
     threads = [threading.Thread(target=worker, args=e) for e in engines]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with engine_scope():
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     if errors:
         raise errors[0]
 
@@ -172,11 +203,13 @@ def _run_engine(
     guards: GuardConfig | None = None,
 ) -> None:
     """Candidates (or cached generations) → guard stage (one row per guardrail arm) → judge stage → Parquet."""
+    import ray
+
     judge = {
         "fn_constructor_kwargs": {"config": jcfg},
         "batch_format": "pyarrow",
         "batch_size": plan.manifest.resources.batch_size,
-        "concurrency": 2,
+        "compute": ray.data.ActorPoolStrategy(size=2),
         "num_cpus": 0.25,
     }
     if reuse.cached_by_engine.get(engine):  # cached generations skip the engine (and the judge if it matches)
@@ -186,7 +219,7 @@ def _run_engine(
             fn_constructor_kwargs={"sources": reuse.sources, "conn": conn, "judge_sig": reuse.judge_sig},
             batch_format="pyarrow",
             batch_size=256,
-            concurrency=1,
+            compute=ray.data.ActorPoolStrategy(size=1),
             num_cpus=0.25,
         )
         cached = apply_guards(cached, guards, plan.manifest.resources.batch_size)

@@ -9,8 +9,8 @@ import platform
 from importlib import metadata
 
 from evalsvc import __version__
-from evalsvc.plan.grid import Plan
 from evalsvc.judge import setup as judge_setup
+from evalsvc.plan.grid import Plan
 from evalsvc.redact import redact
 from evalsvc.store.documents import Mode, RunDoc
 from evalsvc.store.layout import RunLayout

@@ -13,8 +13,8 @@ from evalsvc.errors import UserError
 from evalsvc.plan.keys import cell_id, digest
 
 if TYPE_CHECKING:
-    from evalsvc.specs.guard_formats import GuardFormat
     from evalsvc.manifest.judging import Guardrail
+    from evalsvc.specs.guard_formats import GuardFormat
 
 NONE = "none"
 

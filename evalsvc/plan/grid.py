@@ -6,16 +6,16 @@ The plan loads the benchmark items, so it knows exact counts; `rows()` yields th
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from evalsvc.benchmarks import benchmark_version, load_items
 from evalsvc.benchmarks.item import CATEGORY_FIELDS, Item
 from evalsvc.benchmarks.rubric import rubric_context
 from evalsvc.errors import UserError
-from evalsvc.plan.keys import cell_id, model_fingerprint, record_key
 from evalsvc.manifest.models import Endpoint
 from evalsvc.manifest.schema import Manifest, Sampling, strategy_name
+from evalsvc.plan.keys import cell_id, model_fingerprint, record_key
 from evalsvc.store.uri import S3Conn
 from evalsvc.strategies import Strategy, get_strategy
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 
+from evalsvc.analysis.metrics import GROUP_FIELDS, HIGHER_IS_WORSE, METRICS, headline
 from evalsvc.errors import MissingExtra
 from evalsvc.render.format import model_arm
-from evalsvc.analysis.metrics import GROUP_FIELDS, HIGHER_IS_WORSE, METRICS, headline
 
 PRIMARY_GROUP = {"harm": "principle", "mcq": "aspect", "high_risk": "category", "rubric": "axis"}
 FONT = dict(family="Inter, system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size=13, color="#1f2937")

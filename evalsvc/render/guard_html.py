@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 
+from evalsvc.analysis.guardrails import GUARD_METRICS, NONE_ARM, kind_guard_metrics
 from evalsvc.render import format as fmt
 from evalsvc.render.figures import PALETTE, _go, _is_num, _layout
-from evalsvc.analysis.guardrails import GUARD_METRICS, NONE_ARM, kind_guard_metrics
 
 HEADERS = {
     "blocked_rate": "blocked",

@@ -35,6 +35,10 @@ class RunDoc(_Doc):
     cancelled: str | None = Field(None, description="When `evalsvc cancel` stopped the run.")
     wall_s: float | None = Field(None, description="Seconds from the start of work to its end.")
     error: str | None = Field(None, description="The error that failed the run (first line).")
+    timeline: dict[str, float] | None = Field(
+        None, description="Seconds from the run's start to each event: ray_up, serve_start, judge_ready, "
+        "guard_ready, first_generation, first_record, last_record, pipeline_done, end.",
+    )
     manifest: dict[str, Any] = Field(default_factory=dict, description="Resolved manifest; secrets only as ${VAR}.")
     plan: dict[str, Any] = Field(default_factory=dict, description="Cells, engines and totals.")
     engines: dict[str, Any] = Field(default_factory=dict, description="Engine per checkpoint: source, args, replicas.")
@@ -59,6 +63,8 @@ class CellStatus(_Doc):
     done: int = Field(description="Records written (or resumed) so far.")
     errors: int = Field(0, description="Records with a generation or judge error.")
     parse_failures: int = Field(0, description="Records whose judge answer did not parse.")
+    generated: int = Field(0, description="Answers generated (or taken from the cache), judged or waiting for the judge.")
+    completion_tokens: int = Field(0, description="Tokens of the answers this run generated so far (not cached ones).")
     criteria_total: int | None = Field(None, description="Rubric cells: criteria to grade (one judge call each).")
     criteria_done: int | None = Field(None, description="Rubric cells: criteria graded (or resumed) so far.")
     criteria_failed: int | None = Field(None, description="Rubric cells: of those, criteria whose grading failed.")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from evalsvc.errors import UserError
 from evalsvc.envref import resolve_env
+from evalsvc.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalsvc.analysis.check import recompute_check
-from evalsvc.store.read import read_small, records_dataset
 from evalsvc.analysis.summary import summarize
+from evalsvc.store.read import read_small, records_dataset
 
 
 def _replace(table: pa.Table, name: str, index: int, value) -> pa.Table:

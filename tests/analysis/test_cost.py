@@ -5,11 +5,11 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from fixtures.synthetic import SyntheticRun, cell_table, text_pool
 
+from evalsvc.analysis.summary import summarize, summary_json
 from evalsvc.render import format as fmt
 from evalsvc.render.html import _cost_table
-from evalsvc.analysis.summary import summarize, summary_json
-from fixtures.synthetic import SyntheticRun, cell_table, text_pool
 
 
 def _records() -> pa.Table:

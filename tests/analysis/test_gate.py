@@ -5,9 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from evalsvc.errors import UserError
 from evalsvc.analysis.gate import GATE_EXIT_CODE, Clause, GateFailed, check_gate, parse_gate
 from evalsvc.analysis.summary import SUMMARY_SCHEMA
+from evalsvc.errors import UserError
 
 
 def test_single_comparison():

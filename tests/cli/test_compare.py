@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from fixtures.synthetic import SyntheticRun, write_synthetic_run
 
 

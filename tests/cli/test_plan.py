@@ -81,7 +81,7 @@ def test_table_shows_lora_on_its_base_engine(tmp_path: Path, capsys, monkeypatch
     (tmp_path / "grid.yaml").write_text(LORA_GRID)
     code, out, err = run_main(["plan", str(tmp_path / "grid.yaml")], capsys, monkeypatch)
     assert (code, err) == (0, "")
-    assert "engine base (org/base, 3 replica(s)) serves: base, base-medical (LoRA)\n" in out
+    assert "engine base (org/base, 3 replica(s), spread over nodes) serves: base, base-medical (LoRA)\n" in out
     assert f"  LoRA base-medical: {tmp_path / 'adapters' / 'medical'}\n" in out  # relative to the manifest
     assert "totals: 4 cells, 16 generations, 0 judge calls, 16 MCQ answers parsed without a judge, 3 engine load(s)" in out
 
@@ -95,6 +95,28 @@ def test_table_and_json_agree(tmp_path: Path, capsys, monkeypatch):
     for cell in doc["cells"]:
         assert cell["cell_id"] in table
         assert (cell["n_items"], cell["generations"], cell["judge_calls"]) == (4, 4, 0)
+
+
+PLACED_JUDGE = """
+name: placed
+models: [{name: m, source: org/m}]
+benchmarks: [{name: msb, dataset: medsafetybench, select: {limit: 2}}]
+strategies: [basic]
+judge: {model: {source: org/judge, placement: {resources: {judge_node: 1}, accelerator_type: L40S}}}
+output: {uri: ./runs}
+"""
+
+
+def test_the_judge_placement_is_shown_and_checked(tmp_path: Path, capsys, monkeypatch):
+    (tmp_path / "grid.yaml").write_text(PLACED_JUDGE)
+    code, out, err = run_main(["plan", str(tmp_path / "grid.yaml")], capsys, monkeypatch)
+    assert (code, err) == (0, "")
+    assert "placement of judge: resources {'judge_node': 1.0}, accelerator_type L40S\n" in out
+    _, out, _ = run_main(["plan", str(tmp_path / "grid.yaml"), "--json"], capsys, monkeypatch)
+    assert json.loads(out)["placement"] == {"judge": {"resources": {"judge_node": 1.0}, "accelerator_type": "L40S"}}
+    (tmp_path / "bad.yaml").write_text(PLACED_JUDGE.replace("judge_node: 1", "GPU: 1"))
+    code, _, err = run_main(["plan", str(tmp_path / "bad.yaml")], capsys, monkeypatch)
+    assert code == 2 and "judge.model.placement.resources" in err and "list only custom resources" in err
 
 
 def test_plan_of_a_bad_manifest_exits_2(capsys, monkeypatch):

@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from fixtures.synthetic import SyntheticRun, write_synthetic_run
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-# check_engine_args reads vLLM's own EngineArgs: importing vLLM takes seconds, so these belong to the slow tier.
-pytestmark = pytest.mark.slow
-
 from evalsvc.engines.vllm import check_engine_args
 from evalsvc.errors import UserError
 from evalsvc.manifest.base import EngineArgs
+
+# check_engine_args reads vLLM's own EngineArgs: importing vLLM takes seconds, so these belong to the slow tier.
+pytestmark = pytest.mark.slow
 
 
 def test_every_argument_the_manifest_names_is_a_vllm_engine_argument():

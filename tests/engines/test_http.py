@@ -15,12 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from evalsvc.engines.apps import free_port
 from evalsvc.engines.http import FromResponse, Prices, ToPayload, endpoint_spec, processor_config
 from evalsvc.engines.http_session import EndpointSessions, SecretValue, SessionPolicy
-from evalsvc.store.row import PLAN_COLUMNS
 from evalsvc.errors import UserError
 from evalsvc.manifest.models import Endpoint
-from evalsvc.engines.apps import free_port
+from evalsvc.store.row import PLAN_COLUMNS
 
 KEY = "sk-test-0123456789abcdef"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from evalsvc.errors import UserError
-from evalsvc.plan.arms import NONE, arm_cell, arm_key, arm_records, plan_arms
-from evalsvc.plan.keys import cell_id
 from evalsvc.manifest.load import validate_manifest
-from evalsvc.plan.grid import build_plan
 from evalsvc.pipeline.reuse import plan_reuse
+from evalsvc.plan.arms import NONE, arm_cell, arm_key, arm_records, plan_arms
+from evalsvc.plan.grid import build_plan
+from evalsvc.plan.keys import cell_id
 from evalsvc.store.index import KeyIndex
 from tests.guard.conftest import guard_manifest, url_guard
 

@@ -10,11 +10,11 @@ from dataclasses import replace
 import pyarrow as pa
 import pytest
 
-from evalsvc.plan.arms import arm_key, plan_arms
-from evalsvc.guard.stage import GuardConfig, Guarding, GuardStage
 from evalsvc.engines.chat import ChatTarget
-from evalsvc.plan.keys import cell_id
+from evalsvc.guard.stage import GuardConfig, Guarding, GuardStage
 from evalsvc.manifest.load import validate_manifest
+from evalsvc.plan.arms import arm_key, plan_arms
+from evalsvc.plan.keys import cell_id
 from tests.guard.conftest import guard_manifest, url_guard
 
 REFUSAL = "Blocked by the guard."

@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from evalsvc.store.read import read_records
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
+from evalsvc.store.read import read_records
 from evalsvc.store.uri import filesystem
 
 pytestmark = pytest.mark.slow

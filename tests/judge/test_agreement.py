@@ -6,8 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from evalsvc.judge.jury import Vote, votes_json
 from evalsvc.analysis.agreement import agreement_section, collect_votes, disagrees
+from evalsvc.judge.jury import Vote, votes_json
 from evalsvc.render.judge_format import agreement_sections
 
 A_SCORES = [1, 2, 3, 4, 5]

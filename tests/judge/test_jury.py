@@ -9,9 +9,19 @@ import json
 import pytest
 
 from evalsvc.engines.chat import ChatTarget
-from evalsvc.judge.jury import Jury, Vote, cast_vote, combine, joined_raw, majority_label, read_votes, verdict, votes_json
-from evalsvc.manifest.judging import Judge
+from evalsvc.judge.jury import (
+    Jury,
+    Vote,
+    cast_vote,
+    combine,
+    joined_raw,
+    majority_label,
+    read_votes,
+    verdict,
+    votes_json,
+)
 from evalsvc.judge.setup import label_of
+from evalsvc.manifest.judging import Judge
 
 
 def harm(juror: str, score: float | None, error: str | None = None) -> Vote:

@@ -17,6 +17,7 @@ from rendered import K8S, OVERLAYS, RAY_KINDS, REPO, by_kind, cluster_specs, one
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 SECRET_TEMPLATE = K8S / "base" / "s3-secret.template.yaml"
 PLACEHOLDER = "REPLACE_ME"
+HF_SECRET = "evalsvc-hf"
 
 
 def yaml_files() -> list:
@@ -133,6 +134,9 @@ def test_every_secret_key_ref_names_a_key_of_the_template(overlay):
     refs = secret_key_refs(render(overlay))
     assert {r["key"] for r in refs} >= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     for ref in refs:
+        if ref["name"] == HF_SECRET:  # the optional Hugging Face token: pods start without that Secret
+            assert ref == {"name": HF_SECRET, "key": "HF_TOKEN", "optional": True}, ref
+            continue
         assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["stringData"], ref
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalsvc.errors import UserError
 from evalsvc.envref import resolve_env
+from evalsvc.errors import UserError
 from evalsvc.manifest.load import MAX_MANIFEST_BYTES, load_manifest, parse_manifest, validate_manifest
-from evalsvc.plan.grid import build_plan
 from evalsvc.manifest.schema import Manifest
+from evalsvc.plan.grid import build_plan
 
 from .conftest import BAD, MANIFESTS
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from evalsvc.errors import UserError
 from evalsvc.perf.efficiency import Levers, _headline, parse_levers, steady_numbers
 from evalsvc.perf.report import BenchResult
-from evalsvc.errors import UserError
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from evalsvc.perf import grid
-from evalsvc.store.row import PLAN_COLUMNS
 from evalsvc.store.record import RECORD_SCHEMA
+from evalsvc.store.row import PLAN_COLUMNS
 
 
 @pytest.fixture(scope="module")

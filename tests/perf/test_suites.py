@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evalsvc.perf.suites import SUITES, check_options, suite_module, suite_options
 from evalsvc.errors import UserError
+from evalsvc.perf.suites import SUITES, check_options, suite_module, suite_options
 
 
 def test_every_suite_has_a_run_function():

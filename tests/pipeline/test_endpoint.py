@@ -19,13 +19,13 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
+from evalsvc.engines.apps import free_port
 from evalsvc.engines.vllm import CPU_ENV
 from evalsvc.manifest.load import validate_manifest
-from evalsvc.engines.apps import free_port
 from evalsvc.pipeline.run import RunOptions, execute
 from evalsvc.render import format as fmt
-from evalsvc.store.read import read_records
 from evalsvc.store.layout import RunLayout
+from evalsvc.store.read import read_records
 from evalsvc.store.uri import S3Conn, filesystem
 from tests.pipeline.conftest import env_vars
 

@@ -22,3 +22,25 @@ def test_the_engine_stage_has_a_restart_budget(ray_local, tiny_model):
     assert kwargs["max_restarts"] == ENGINE_RESTARTS and kwargs["max_task_retries"] == ENGINE_RESTARTS
     assert all("max_restarts" not in s.map_batches_kwargs for name, s in stages.items() if "vLLMEngine" not in name)
 
+
+
+def test_replicas_of_one_checkpoint_get_a_spread_group_with_a_bundle_each(ray_local, tiny_model):
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from evalsvc.pipeline.release import engine_scope
+
+    spec = EngineSpec(source=str(tiny_model), engine_args={}, replicas=2, cpu=True, cpus_per_replica=1.5)
+    with engine_scope() as released:
+        stages = build_candidate_processor(spec, to_engine_row, from_engine_row).stages
+        (engine,) = [s for name, s in stages.items() if "vLLMEngine" in name]
+        compute = engine.map_batches_kwargs["compute"]
+        assert (compute.min_size, compute.max_size) == (2, 2)  # a fixed pool: every replica loads, not 1..2
+        strategy = engine.map_batches_kwargs["scheduling_strategy"]
+        assert isinstance(strategy, PlacementGroupSchedulingStrategy)
+        table = ray_local.util.placement_group_table(strategy.placement_group)
+        assert table["strategy"] == "SPREAD" and list(table["bundles"].values()) == [{"CPU": 1.5}] * 2
+    assert released[0].groups == 1  # the engine's group goes with the engine
+    assert ray_local.util.placement_group_table(strategy.placement_group)["state"] == "REMOVED"
+    one = EngineSpec(source=str(tiny_model), engine_args={}, replicas=1, cpu=True)
+    stages = build_candidate_processor(one, to_engine_row, from_engine_row).stages
+    assert all("scheduling_strategy" not in s.map_batches_kwargs for s in stages.values())

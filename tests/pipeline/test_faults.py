@@ -12,9 +12,9 @@ import pytest
 from evalsvc.errors import SystemError_
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.store.read import read_records
 from evalsvc.store.devs3 import DevS3
 from evalsvc.store.layout import RunLayout
+from evalsvc.store.read import read_records
 from evalsvc.store.uri import S3Conn
 from tests.pipeline.conftest import tiny_mcq_manifest
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalsvc.specs.guard_formats import guard_dir
-from evalsvc.pipeline.guard_only import GuardOnlyOptions, execute_guard_only, read_guard_rows
-from evalsvc.plan.keys import cell_id
 from evalsvc.manifest.load import validate_manifest
+from evalsvc.pipeline.guard_only import GuardOnlyOptions, execute_guard_only, read_guard_rows
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.store.read import read_records
+from evalsvc.plan.keys import cell_id
+from evalsvc.specs.guard_formats import guard_dir
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
+from evalsvc.store.read import read_records
 from evalsvc.store.uri import S3Conn, split_s3
 from tests.pipeline.conftest import env_vars
 

@@ -15,8 +15,8 @@ import pytest
 from evalsvc.judge.jury import JURY_VOTER, read_votes
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.store.read import read_records
 from evalsvc.store.layout import RunLayout
+from evalsvc.store.read import read_records
 from evalsvc.store.uri import S3Conn
 from tests.pipeline.conftest import S3_REFS, env_vars
 

@@ -11,11 +11,10 @@ import pytest
 
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.store.read import read_records
 from evalsvc.store.layout import RunLayout
+from evalsvc.store.read import read_records
 from evalsvc.store.uri import S3Conn, filesystem
 from tests.pipeline.conftest import engine_actors, env_vars
-
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalsvc.store.read import read_records
 from evalsvc.store.layout import RunLayout
+from evalsvc.store.read import read_records
 from tests.pipeline.conftest import tiny_mcq_manifest
 
 pytestmark = pytest.mark.slow

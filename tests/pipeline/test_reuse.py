@@ -71,8 +71,8 @@ def test_a_cached_rubric_judgement_needs_the_same_criteria(plan):
 def test_progress_counts_criteria_per_rubric_cell(plan):
     counter = ProgressCounter()
     cell = next(c for c in plan.cells if c.kind == "rubric")
-    counter.add({cell.cell_id: [3, 0, 1, 14, 2]})
-    counter.add({cell.cell_id: [1, 1, 0, 4, 0]})
+    counter.add({cell.cell_id: [3, 0, 1, 0, 0, 14, 2]})  # the progress actor's CELL_COUNTS
+    counter.add({cell.cell_id: [1, 1, 0, 0, 0, 4, 0]})
     mcq = next(c for c in plan.cells if c.kind == "mcq")
     counter.add({mcq.cell_id: [5, 0, 0]})  # older callers send three counts
     doc = status_doc(plan, "r", "running", counter.snapshot(), {}).to_json()

@@ -8,11 +8,11 @@ import json
 import pyarrow.dataset as pads
 import pytest
 
+from evalsvc.analysis.check import recompute_check
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
-from evalsvc.analysis.check import recompute_check
-from evalsvc.store.read import read_records
 from evalsvc.store.layout import RunLayout
+from evalsvc.store.read import read_records
 from evalsvc.store.record import PARTITION_COLS
 from evalsvc.store.uri import S3Conn, filesystem, split_s3
 from tests.pipeline.conftest import S3_REFS, engine_actors, env_vars
@@ -110,6 +110,23 @@ def test_run_json_has_versions_and_no_secret(grid_run, s3):
     assert doc["versions"]["ray"] == "2.60.0" and doc["versions"]["vllm"]
     assert doc["state"] == "succeeded"
     assert doc["judge"]["rubrics"]["harm"]["id"] == "msb-harm"
+
+
+def test_run_json_has_the_start_up_timeline_and_no_app_or_gate_is_left(grid_run):
+    """The judge app started in the background while candidates generated; run.json says when each part was up."""
+    from ray import serve
+    from ray._private import state  # the public state API needs the dashboard, which local runs leave off
+
+    result, layout, conn, _ = grid_run
+    t = result.info["timeline"]
+    for event in ("ray_up", "serve_start", "judge_ready", "first_generation", "first_record", "last_record",
+                  "pipeline_done", "end"):  # fmt: skip
+        assert event in t and t[event] >= 0, (event, t)
+    assert t["ray_up"] <= t["serve_start"] <= t["judge_ready"] <= t["end"]
+    assert t["first_record"] <= t["last_record"] <= t["pipeline_done"] <= t["end"]
+    alive = {a["Name"] for a in state.actors().values() if a["State"] == "ALIVE"}
+    assert f"evalsvc-apps-{result.run_id}" not in alive  # the start-up gate went with the run
+    assert not [a for a in serve.status().applications if a.startswith("judge")]  # torn down
 
 
 def test_summary_equals_recomputation(grid_run):

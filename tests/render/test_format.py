@@ -7,9 +7,9 @@ import io
 
 import pytest
 
+from evalsvc.analysis.summary import summarize_run
 from evalsvc.errors import UserError
 from evalsvc.render import format as fmt
-from evalsvc.analysis.summary import summarize_run
 
 
 def test_select_grouping_overall_and_by_field(small_run):

@@ -23,7 +23,7 @@ def _section(html: str) -> str:
 def test_guardrails_section_has_a_table_per_benchmark_and_tradeoff_figures(html):
     assert '<a href="#guardrails">Guardrails</a>' in html
     section = _section(html)
-    for i, bench in enumerate(("medguard", "medharm", "msb")):  # sorted benchmark names
+    for i in range(3):  # medguard, medharm, msb: sorted benchmark names
         table = section.split(f'id="guard-table-{i}"')[1].split("</table>")[0]
         assert table.count("<tr") == 1 + 2 * 3 * 2  # header + models × arms × strategies
     medharm = section.split('id="guard-table-1"')[1].split("</table>")[0]

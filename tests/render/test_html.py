@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fixtures.synthetic import SyntheticRun, cell_table, text_pool
 
 from evalsvc.render.html import build_report
-from fixtures.synthetic import SyntheticRun, cell_table, text_pool
 from evalsvc.store.record import FILE_COLUMNS
 
 SECTION_IDS = (

@@ -7,7 +7,9 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fixtures.synthetic import SyntheticRun, cell_table, text_pool
 
+from evalsvc.analysis.summary import summarize_run
 from evalsvc.errors import SystemError_, UserError
 from evalsvc.store.read import (
     cell_keys,
@@ -18,8 +20,6 @@ from evalsvc.store.read import (
     read_small,
     records_dataset,
 )
-from evalsvc.analysis.summary import summarize_run
-from fixtures.synthetic import SyntheticRun, cell_table, text_pool
 from evalsvc.store.record import FILE_COLUMNS
 
 

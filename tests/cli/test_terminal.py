@@ -1,0 +1,64 @@
+"""The terminal keeps evalsvc's own output: what Python, C code and child processes write to fds 1 and 2 during a
+command goes to the log file (a fresh Python process, so the test's own descriptors are never touched)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    from pathlib import Path
+    from evalsvc.cli.terminal import Terminal
+
+    log = None if sys.argv[1] == "-" else Path(sys.argv[1])
+    with Terminal(log, json_stdout=sys.argv[2] == "json") as term:
+        print("python stdout noise")
+        print("python stderr noise", file=sys.stderr)
+        os.write(1, b"fd1 noise\\n")
+        subprocess.run([sys.executable, "-c", "import os; os.write(2, b'child stderr noise\\\\n')"])
+        term.out.write("ours on stdout\\n")
+        term.err.write("ours on stderr\\n")
+    print("after: stdout is back")
+    """
+)
+
+
+def run_script(tmp_path: Path, log: str, mode: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SCRIPT, log, mode], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=60)  # fmt: skip
+
+
+def test_everything_else_goes_to_the_log(tmp_path):
+    log = tmp_path / "runs" / "r1" / "logs" / "run.log"
+    p = run_script(tmp_path, str(log))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "ours on stdout\nafter: stdout is back\n"
+    assert p.stderr == "ours on stderr\n"
+    noise = log.read_text()
+    for line in ("python stdout noise", "python stderr noise", "fd1 noise", "child stderr noise"):
+        assert line in noise
+
+
+def test_verbose_json_keeps_stdout_for_the_result_alone(tmp_path):
+    p = run_script(tmp_path, "-", "json")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "ours on stdout\nafter: stdout is back\n"
+    for line in ("python stdout noise", "fd1 noise", "child stderr noise", "ours on stderr"):
+        assert line in p.stderr
+
+
+def test_an_empty_log_and_the_folders_made_for_it_are_removed(tmp_path):
+    script = ("import sys; from pathlib import Path; from evalsvc.cli.terminal import Terminal\n"
+              "with Terminal(Path(sys.argv[1])) as term: term.out.write('only ours\\n')\n")  # fmt: skip
+    (tmp_path / "runs").mkdir()
+    log = tmp_path / "runs" / "r1" / "logs" / "run.log"
+    p = subprocess.run([sys.executable, "-c", script, str(log)], capture_output=True, text=True,
+                       env={"PYTHONPATH": str(REPO)}, timeout=60)  # fmt: skip
+    assert p.returncode == 0 and p.stdout == "only ours\n", p.stderr
+    assert not (tmp_path / "runs" / "r1").exists() and (tmp_path / "runs").is_dir()
