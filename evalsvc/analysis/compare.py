@@ -36,6 +36,7 @@ class Outcome:
     binary: bool
     description: str
     value: Callable[[Rows], tuple[np.ndarray, np.ndarray]]  # -> (value per record, NaN if unscored; applies-to mask)
+    span: float | None = None  # the widest a paired difference can be (None: 1 for binary, the 1-5 scale's 4 else)
 
 
 def _scored(rows: Rows, v: np.ndarray) -> np.ndarray:
@@ -68,6 +69,7 @@ OUTCOMES = (
         False,
         "example score: met points ÷ positive points (unclipped)",
         lambda r: (_scored(r, r.score), _ALL(r)),
+        span=1.0,  # scores of at most 1; penalties below 0 widen it to the differences seen
     ),
 )
 
@@ -233,7 +235,8 @@ def _compare(a: pa.Table, b: pa.Table, outcome: Outcome, axis: str) -> dict | No
         return {**res, "test": "none (no complete pairs)", "baseline_value": nan, "other_value": nan,
                 "effect": nan, "effect_lo": nan, "effect_hi": nan}  # fmt: skip
     binary = outcome.binary and np.isin(vb, (0, 1)).all() and np.isin(vo, (0, 1)).all()
-    eff = paired_difference(vo - vb, items, span=1.0 if outcome.binary else SCORE_MAX - SCORE_MIN)
+    span = outcome.span or (1.0 if outcome.binary else SCORE_MAX - SCORE_MIN)
+    eff = paired_difference(vo - vb, items, span=max(span, float(np.abs(vo - vb).max())))
     res.update(baseline_value=float(vb.mean()), other_value=float(vo.mean()), effect=eff.value,
                effect_lo=eff.lo, effect_hi=eff.hi)  # fmt: skip
     if binary:
