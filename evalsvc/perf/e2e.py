@@ -31,7 +31,7 @@ def baseline_job(plan) -> dict:
     from evalsvc.engines.vllm import engine_kwargs
     from evalsvc.judge import setup as judge_setup
     from evalsvc.judge.core import RUBRIC_FIELDS
-    from evalsvc.pipeline.run import engine_spec
+    from evalsvc.pipeline.engines import engine_spec
 
     m = plan.manifest
     for model in plan.models:

@@ -75,7 +75,7 @@ def bench_plan(
 
 def spec_for(plan: Plan, **overrides: Any) -> EngineSpec:
     """The EngineSpec `evalsvc run` would build for the plan's one checkpoint, with bench overrides."""
-    from evalsvc.pipeline.run import engine_spec
+    from evalsvc.pipeline.engines import engine_spec
 
     return replace(engine_spec(plan, "candidate"), **overrides)
 

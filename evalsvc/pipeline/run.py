@@ -14,7 +14,6 @@ from evalsvc.engines import apps
 from evalsvc.engines.startup import AppStartup
 from evalsvc.engines.vllm import (
     LIGHT_STAGE_CPUS,
-    EngineSpec,
     build_candidate_processor,
     from_engine_row,
     settle_engine_row,
@@ -30,6 +29,7 @@ from evalsvc.judge.stage import JudgeConfig, JudgeStage
 from evalsvc.manifest.schema import Manifest
 from evalsvc.pipeline import probing
 from evalsvc.pipeline.dataset import engine_dataset
+from evalsvc.pipeline.engines import endpoint_processor, engine_spec
 from evalsvc.pipeline.lifecycle import lifecycle, new_run_id, open_output
 from evalsvc.pipeline.preflight import check_cluster
 from evalsvc.pipeline.progress import now, status_doc
@@ -264,41 +264,6 @@ def reuse_for(plan: Plan, layout: RunLayout, root: str, conn: S3Conn, only: list
     if reuse.from_this_run:  # guardrail arms still missing re-read the unguarded answer this run already has
         reuse.sources = [*reuse.sources, layout.records]
     return reuse
-
-
-def endpoint_processor(plan: Plan, engine: str):
-    from evalsvc.engines.http import build_endpoint_processor, endpoint_spec
-
-    m = plan.model(engine)
-    field = f"models.{[x.name for x in plan.manifest.models].index(engine)}.endpoint"
-    return build_endpoint_processor(endpoint_spec(m.endpoint, field, plan.manifest.resources.batch_size))
-
-
-def engine_spec(plan: Plan, engine: str) -> EngineSpec:
-    from evalsvc.engines.prepare import resolve_model_source
-
-    m = plan.model(engine)
-    res = plan.manifest.resources
-    source = resolve_model_source(m.source)
-    lora = None
-    if any(p.adapter for p in plan.models if p.engine == engine):  # one engine load serves the base and its adapters
-        from evalsvc.engines.lora import serve_adapters
-
-        lora = serve_adapters(plan.manifest, engine, source, S3Conn.from_options(plan.manifest.output.s3))
-    return EngineSpec(
-        source=source,
-        engine_args=lora.engine_args if lora else m.engine_args,
-        replicas=m.replicas,
-        cpu=res.gpus_per_replica == 0,
-        cpus_per_replica=res.cpus_per_replica,
-        gpus_per_replica=res.gpus_per_replica or 1.0,
-        accelerator_type=res.accelerator_type,
-        batch_size=res.batch_size,
-        max_concurrent_batches=res.max_concurrent_batches,
-        chat_template=m.chat_template,
-        lora_dir=lora.dynamic_path if lora else None,
-        lora_models=lora.row_models if lora else None,
-    )
 
 
 def write_summary(layout: RunLayout, conn: S3Conn, control: ControlStore) -> tuple[dict, object]:

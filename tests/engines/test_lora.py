@@ -149,7 +149,7 @@ def test_every_row_of_a_lora_engine_names_what_it_runs_on():
 
 
 def test_engine_spec_serves_the_base_and_its_adapters_in_one_engine(tmp_path, tiny_model):
-    from evalsvc.pipeline.run import engine_spec
+    from evalsvc.pipeline.engines import engine_spec
     from evalsvc.plan.grid import build_plan
 
     a, b = write_adapter(tmp_path / "a"), write_adapter(tmp_path / "b", rank=32)
