@@ -30,6 +30,8 @@ def joined_cluster(worker_ips: tuple[str | None, ...] = (None, None), worker_cpu
     workers = [c.add_node(num_cpus=worker_cpus, resources=res, **({"node_ip_address": ip} if ip else {}))
                for ip, res in zip(worker_ips, extra)]  # fmt: skip
     c.wait_for_nodes()
+    if ray.is_initialized():  # a thread left by an earlier local Ray (a Serve handle's metrics) may re-init one
+        ray.shutdown()
     ray.init(address=c.address, logging_level="WARNING", log_to_driver=False)
     from ray.data import DataContext
 
