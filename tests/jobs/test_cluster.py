@@ -149,7 +149,7 @@ def test_submitted_run_succeeds(ray_head, runs, client_env, cli, s3, capsys) -> 
         # run.json says "succeeded" before the driver has written the summary and exited: wait for both
         return doc if doc["job"]["status"] in JOB_ENDED else None
 
-    doc = wait_for(ended, 420, f"run {run.run_id} to end")
+    doc = wait_for(ended, 900, f"run {run.run_id} to end")  # a hang guard, not a timing check: judge probes add calls
     with capsys.disabled():
         print(f"\n[jobs] short grid: submit {run.submit_s:.1f} s, submit -> succeeded {time.monotonic() - run.t0:.1f} s")
     code, logs, _ = cli("logs", run.run_id, "--address", ray_head.address)
