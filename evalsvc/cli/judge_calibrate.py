@@ -63,7 +63,7 @@ def _score(m, items, address: str | None, score_slice):
 
     served = any(j.model is not None for j in m.judge.jurors)  # served judges need Ray; external URLs do not
     with lifecycle(address, needs_ray=served) as run:
-        target = judge_setup.prepare_judge(m.judge, cpu=m.resources.gpus_per_replica == 0, local_ray=run.local_ray)
+        target = judge_setup.prepare_judge(m.judge, cpu=m.resources.gpus_per_replica == 0)
         run.on_close(lambda: judge_setup.teardown(target))
         return score_slice(m.judge, target, items)
 

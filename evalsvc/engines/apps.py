@@ -39,8 +39,7 @@ def url_target(b: Backend) -> ChatTarget:
     return ChatTarget(model_id=b.model_name or "", url=b.url, api_key_env=key_env, label=b.label)
 
 
-def deploy(backends: list[tuple[str, Backend]], role: str, cpu: bool, local_ray: bool,
-           startup: AppStartup | None = None) -> dict[str, ChatTarget]:  # fmt: skip
+def deploy(backends: list[tuple[str, Backend]], role: str, cpu: bool, startup: AppStartup | None = None) -> dict[str, ChatTarget]:  # fmt: skip
     """App name → target for every backend. Served models are deployed together (their engines load side by side):
     here and now (if one fails, the others are removed before the error is raised), or, given a `startup`, in its
     background thread, with targets that wait for their app's gate before the first call."""
@@ -51,9 +50,8 @@ def deploy(backends: list[tuple[str, Backend]], role: str, cpu: bool, local_ray:
     elif served:
         from evalsvc.engines.serve_llm import deploy_apps
 
-        port = free_port() if local_ray else None  # one HTTP port for every app of this Serve instance
         try:
-            deployed = {d.app_name: d for d in deploy_apps(served, http_port=port)}
+            deployed = {d.app_name: d for d in deploy_apps(served)}
         except BaseException:
             _delete_quietly([app for app, _ in served])
             raise
@@ -66,9 +64,9 @@ def deploy(backends: list[tuple[str, Backend]], role: str, cpu: bool, local_ray:
     return out
 
 
-def launch(startup: AppStartup, local_ray: bool) -> None:
-    """Start deploying every app `deploy` handed to `startup` (one HTTP port for all of them on a local Ray)."""
-    startup.launch(free_port() if local_ray and startup.apps else None)
+def launch(startup: AppStartup) -> None:
+    """Start deploying, in the background, every app `deploy` handed to `startup`."""
+    startup.launch()
 
 
 def teardown(targets: Iterable[ChatTarget | None]) -> None:

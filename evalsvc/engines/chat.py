@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -89,3 +90,18 @@ async def with_retries(call: Callable[[], Awaitable[T]], attempts: int = 4, base
                 raise
             await asyncio.sleep(base_delay * (2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
+
+
+async def through_outages(call: Callable[[], Awaitable[T]], lost: tuple[type[BaseException], ...], wait_s: float,
+                          poll_s: float = 2.0, on_wait: Callable[[], None] = lambda: None) -> T:  # fmt: skip
+    """`call()`, sent again while it fails with one of `lost` (its server is being replaced) for up to `wait_s`;
+    any other error, and the last one after the wait, propagate. `on_wait` is told of every failed try."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return await call()
+        except lost:
+            on_wait()
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(poll_s)

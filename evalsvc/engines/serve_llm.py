@@ -10,9 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from evalsvc.engines.chat import through_outages
 from evalsvc.engines.startup import DEPLOY_TIMEOUT_S
 from evalsvc.engines.vllm import CPU_ENGINE_DEFAULTS, CPU_ENV
 from evalsvc.errors import MissingExtra, SystemError_
+
+REPLICA_WAIT_S = 900.0  # how long a call waits for a lost replica to be replaced (a node replaced, the model reloading)
 
 
 @dataclass(frozen=True)
@@ -67,32 +70,31 @@ def llm_config(
     return cfg
 
 
-def deploy_app(app_name: str, cfg: dict, http_port: int | None = None) -> AppDeployment:
+def deploy_app(app_name: str, cfg: dict) -> AppDeployment:
     """Deploy (or reuse) the judge application and wait until it is RUNNING."""
-    return deploy_apps([(app_name, cfg)], http_port)[0]
+    return deploy_apps([(app_name, cfg)])[0]
 
 
-def deploy_apps(apps: list[tuple[str, dict]], http_port: int | None = None) -> list[AppDeployment]:
+def deploy_apps(apps: list[tuple[str, dict]]) -> list[AppDeployment]:
     """Deploy (or reuse) several judge applications (a jury) at once and wait until all are RUNNING.
 
     One `run_many` call starts every app, so their engines load side by side instead of one after another.
     """
-    deps, todo = start_apps(apps, http_port)
+    deps, todo = start_apps(apps)
     deadline = time.monotonic() + DEPLOY_TIMEOUT_S
     for dep in todo:
         wait_running(dep, deadline)
     return deps
 
 
-def start_apps(apps: list[tuple[str, dict]], http_port: int | None = None) -> tuple[list[AppDeployment], list[AppDeployment]]:
+def start_apps(apps: list[tuple[str, dict]]) -> tuple[list[AppDeployment], list[AppDeployment]]:
     """Start every app that is not RUNNING yet without waiting for it: (all deployments, those still starting)."""
     serve, LLMConfig, build_openai_app = _serve()
     deps = [AppDeployment(name, cfg["model_loading_config"]["model_id"]) for name, cfg in apps]
     todo = [(dep, cfg) for dep, (_, cfg) in zip(deps, apps) if not _running(serve, dep)]
     if not todo:
         return deps, []
-    if http_port is not None:
-        start_serve(serve, http_port)
+    start_serve(serve)
     targets = [
         serve.RunTarget(build_openai_app({"llm_configs": [LLMConfig(**cfg)]}), name=dep.app_name,
                         route_prefix=f"/{dep.app_name}")
@@ -106,15 +108,16 @@ def start_apps(apps: list[tuple[str, dict]], http_port: int | None = None) -> tu
     return deps, [dep for dep, _ in todo]
 
 
-def start_serve(serve, http_port: int, attempts: int = 3) -> None:
-    """Start Serve with its HTTP proxy on `http_port`. On a loaded machine Serve's controller may fail the new
-    proxy's health check and restart it while `serve.start` waits for it; that wait then fails with a dead actor
-    although Serve is up. Starting again connects to the running controller and no longer waits for the proxy."""
+def start_serve(serve, attempts: int = 3) -> None:
+    """Start Serve without HTTP proxies (a Serve already running is joined as it is). evalsvc reaches its apps through
+    deployment handles only, so a proxy per node would cost a process on every node, bind one port per host (several
+    raylets on one host collide on it) and, on a loaded machine, fail health checks that kill it while a deploy waits
+    on it. A controller restarted under the call makes it fail with a dead actor although Serve is up: start again."""
     from ray.exceptions import RayActorError
 
     for attempt in range(attempts):
         try:
-            serve.start(http_options={"host": "127.0.0.1", "port": http_port})
+            serve.start(proxy_location="Disabled")
             return
         except RayActorError:
             if attempt == attempts - 1:
@@ -152,14 +155,21 @@ def shutdown_app(app_name: str) -> None:
 class ServeHandleChat:
     """Chat completions through the judge's deployment handle (inside the cluster, no HTTP hop).
 
-    With a `gate` (an app still starting in the background) the handle is made once the gate says RUNNING."""
+    With a `gate` (an app still starting in the background) the handle is made once the gate says RUNNING.
 
-    def __init__(self, dep: AppDeployment, gate: str | None = None):
+    A call whose replica is lost (its node gone, the actor dead) waits until Serve has replaced it, for up to
+    `replica_wait_s`, and is sent again: judging resumes where it stopped instead of writing one error per record.
+    `replica_losses` counts the calls that had to wait."""
+
+    def __init__(self, dep: AppDeployment, gate: str | None = None, replica_wait_s: float = REPLICA_WAIT_S,
+                 poll_s: float = 2.0):  # fmt: skip
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
         self._dep, self._gate = dep, gate
         self._request_cls = ChatCompletionRequest
         self._handle = None
+        self._wait_s, self._poll_s = replica_wait_s, poll_s
+        self.replica_losses = 0
 
     async def ready(self) -> None:
         """Wait until the app is RUNNING (a failed start raises), then make the handle."""
@@ -180,9 +190,24 @@ class ServeHandleChat:
         """The first choice of the response: its message and, when the body asks for them, its logprobs."""
         await self.ready()
         request = self._request_cls(**body)
+        return await through_outages(lambda: self._choice_once(request), replica_lost_errors(), self._wait_s,
+                                     self._poll_s, on_wait=self._lost)  # fmt: skip
+
+    def _lost(self) -> None:
+        self.replica_losses += 1
+
+    async def _choice_once(self, request) -> dict:
         gen = self._handle.chat.remote(request)
         out = await gen.__anext__()
         data = out.model_dump() if hasattr(out, "model_dump") else out
         if isinstance(data, dict) and data.get("choices"):
             return data["choices"][0]
         raise RuntimeError(f"judge deployment answered without choices: {str(data)[:300]}")
+
+
+def replica_lost_errors() -> tuple[type[BaseException], ...]:
+    """What a handle call raises when its replica went away (Serve starts a new one): worth waiting for."""
+    from ray.exceptions import RayActorError
+    from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
+
+    return (RayActorError, DeploymentUnavailableError, ReplicaUnavailableError)

@@ -86,10 +86,10 @@ class ServeOps:
 
     timeout_s = DEPLOY_TIMEOUT_S
 
-    def start(self, apps: list[tuple[str, dict]], http_port: int | None):
+    def start(self, apps: list[tuple[str, dict]]):
         from evalsvc.engines.serve_llm import start_apps
 
-        return start_apps(apps, http_port)
+        return start_apps(apps)
 
     def wait(self, dep, deadline: float, stop: Callable[[], bool]) -> bool:
         from evalsvc.engines.serve_llm import wait_running
@@ -127,18 +127,18 @@ class AppStartup:
     def names(self) -> list[str]:
         return [name for _, name, _ in self.apps]
 
-    def launch(self, http_port: int | None) -> None:
+    def launch(self) -> None:
         """Create the gate (before any caller can look for it) and start deploying; no-op without apps."""
         if not self.apps:
             return
         self._gate = self.serve.gate(self.gate)
-        self._thread = threading.Thread(target=self._deploy, args=(http_port,), name="evalsvc-app-startup", daemon=True)
+        self._thread = threading.Thread(target=self._deploy, name="evalsvc-app-startup", daemon=True)
         self._thread.start()
 
-    def _deploy(self, http_port: int | None) -> None:
+    def _deploy(self) -> None:
         try:
             self.on_event("serve_start")
-            deps, todo = self.serve.start([(name, cfg) for _, name, cfg in self.apps], http_port)
+            deps, todo = self.serve.start([(name, cfg) for _, name, cfg in self.apps])
             starting = {d.app_name for d in todo}
             deadline = time.monotonic() + self.serve.timeout_s
             ready: set[str] = set()

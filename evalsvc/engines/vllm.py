@@ -23,7 +23,7 @@ CPU_ENV = {
 }
 CPU_ENGINE_DEFAULTS = {"dtype": "float32", "max_model_len": 512, "enforce_eager": True}
 LIGHT_STAGE_CPUS = 0.25
-ENGINE_RESTARTS = 3  # engine actor restarts (and task retries) before a run gives up on a checkpoint
+ENGINE_RESTARTS = 3  # restarts of one engine actor before a run gives up on a checkpoint
 
 
 @dataclass(frozen=True)
@@ -143,12 +143,16 @@ def check_engine_args(args: dict, source: str) -> None:
 
 
 def bound_engine_restarts(processor: Any, restarts: int = ENGINE_RESTARTS) -> None:
-    """Ray Data restarts a dead actor and retries its task without limit; a fatal engine error that recurs on every
-    load (a bad checkpoint, an unsupported sampling option) would reload the engine forever. A few restarts still
-    ride out a lost node or a killed actor; after them the run fails with the error, keeping what it wrote."""
+    """Ray Data restarts a dead actor without limit; a fatal engine error that recurs on every load (a bad checkpoint,
+    an unsupported sampling option) would reload the engine forever. So each actor gets a few restarts, which ride out
+    a lost node or a killed actor; after them the run fails with the error, keeping what it wrote.
+
+    Its tasks are retried without limit: a batch sent to an actor that is being restarted (on a fresh node, the
+    engine loading again) waits for it instead of spending a retry budget within seconds. The restart budget still
+    ends a run whose engine keeps dying: once an actor is dead for good its tasks fail."""
     for name, stage in processor.stages.items():
         if "vLLMEngine" in name:
-            stage.map_batches_kwargs.update(max_restarts=restarts, max_task_retries=restarts)
+            stage.map_batches_kwargs.update(max_restarts=restarts, max_task_retries=-1)
 
 
 def replica_bundle(spec: EngineSpec) -> dict:

@@ -17,14 +17,14 @@ def app_name(guardrail: str) -> str:
     return f"guard-{guardrail}"
 
 
-def deploy_guards(manifest: Manifest, arms: list[Arm] | tuple[Arm, ...], local_ray: bool,
+def deploy_guards(manifest: Manifest, arms: list[Arm] | tuple[Arm, ...],
                   startup: AppStartup | None = None) -> tuple[Arm, ...]:  # fmt: skip
     """Every guarded arm with its target: a Serve deployment (served model; in `startup`'s background thread when
     given one) or an external URL."""
     by_name = {g.name: g for g in manifest.guardrails}
     guarded = [(app_name(a.name), by_name[a.name]) for a in arms if a.guarded]
     cpu = manifest.resources.gpus_per_replica == 0
-    targets = apps.deploy(guarded, role="guard", cpu=cpu, local_ray=local_ray, startup=startup)
+    targets = apps.deploy(guarded, role="guard", cpu=cpu, startup=startup)
     return tuple(replace(a, target=targets[app_name(a.name)]) if a.guarded else a for a in arms)
 
 

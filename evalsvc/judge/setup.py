@@ -51,21 +51,21 @@ def judge_signatures(plan: Plan) -> dict[str, tuple[str, str, str]]:
     return out
 
 
-def prepare(plan: Plan, local_ray: bool, startup: AppStartup | None = None) -> ChatTarget | Jury | None:
+def prepare(plan: Plan, startup: AppStartup | None = None) -> ChatTarget | Jury | None:
     """The run's judge, deployed when the plan has judged benchmarks or the judge has a calibration slice
     (in `startup`'s background thread when given one)."""
     j = plan.manifest.judge
     if j is None or not (needs_judge(plan) or j.calibration is not None):
         return None
-    return prepare_judge(j, cpu=plan.manifest.resources.gpus_per_replica == 0, local_ray=local_ray, startup=startup)
+    return prepare_judge(j, cpu=plan.manifest.resources.gpus_per_replica == 0, startup=startup)
 
 
-def prepare_judge(j: Judge, cpu: bool, local_ray: bool, startup: AppStartup | None = None) -> ChatTarget | Jury:
+def prepare_judge(j: Judge, cpu: bool, startup: AppStartup | None = None) -> ChatTarget | Jury:
     """Deploy (or reach) the judge, or every juror of a jury: each served juror is its own Serve application,
     all deployed in one go so their engines load side by side."""
     named = [(m.name, m, f"{j.app_name}-{m.name}") for m in j.members] or [("", j, j.app_name)]
     check_judge_urls(j)  # a judge URL that does not answer stops the run now, not every judge call later
-    targets = apps.deploy([(app, b) for _, b, app in named], role="judge", cpu=cpu, local_ray=local_ray, startup=startup)
+    targets = apps.deploy([(app, b) for _, b, app in named], role="judge", cpu=cpu, startup=startup)
     pairs = [(name, targets[app]) for name, _, app in named]
     return Jury(tuple(pairs), j.aggregate) if j.members else pairs[0][1]
 

@@ -8,6 +8,7 @@ parsed without a judge. Nothing is dropped: a failed call or an unparsable answe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -52,6 +53,7 @@ class JudgeStage:
         self.sem = self.judging.sem if self.judging is not None else asyncio.Semaphore(config.concurrency)
         self.progress = _progress_handle(config.progress_actor)
         self.seen_rows = False
+        self.waits_reported = 0  # judge calls that waited for a lost replica, as told to the progress actor
 
     @property
     def client(self) -> ChatClient | None:
@@ -78,17 +80,26 @@ class JudgeStage:
     async def __call__(self, batch: pa.Table) -> AsyncIterator[pa.Table]:
         check_stage(JUDGE, batch.column_names)
         rows = batch.to_pylist()
+        block = block_id(rows)  # a block seen twice was redone: counted once, and as a fault
         if self.progress is not None:  # answers count as generated on arrival, records once judged
             if not self.seen_rows:
                 self.progress.mark.remote("first_generation", time.time())  # the run's timeline keeps the earliest
-            self.progress.add.remote(arrivals(rows))
+            self.progress.add.remote(arrivals(rows), None, f"arrived:{block}")
         self.seen_rows = True
         if any(needs_call(r) for r in rows):  # a judge still starting in the background: answers wait here
             await ready([self.client] if self.client is not None else self.jurors.values())
         records = await asyncio.gather(*(self._record(r) for r in rows))
         if self.progress is not None:
-            self.progress.add.remote(tally(records), time.time())
+            self.progress.add.remote(tally(records), time.time(), f"judged:{block}")
+            self._report_waits()
         yield pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+
+    def _report_waits(self) -> None:
+        clients = self.judging.clients.values() if self.judging is not None else ()
+        waits = sum(getattr(c, "replica_losses", 0) for c in clients)
+        if waits > self.waits_reported:
+            self.progress.fault.remote("judge_calls_waited", waits - self.waits_reported)
+            self.waits_reported = waits
 
     async def _record(self, row: dict) -> dict:
         rec = base_record(row, self.cfg.run_id)
@@ -137,6 +148,12 @@ def tally(records: list[dict]) -> dict[str, list[int]]:
         c[5] += len(rec.get("criteria") or ())
         c[6] += sum(v["met"] is None for v in rec.get("criteria") or ())
     return counts
+
+
+def block_id(rows: list[dict]) -> str:
+    """The same block, redone by a retried task, gets the same id: a digest of its record keys (and guard arms)."""
+    keys = sorted(f"{r.get('record_key')}/{r.get('guardrail')}" for r in rows)
+    return hashlib.blake2b("\n".join(keys).encode(), digest_size=8).hexdigest()
 
 
 def arrivals(rows: list[dict]) -> dict[str, list[int]]:

@@ -143,7 +143,7 @@ def execute_guard_only(manifest: Manifest, opts: GuardOnlyOptions) -> GuardOnlyR
     doc = _run_doc(plan, layout, arms, len(rows), notes)
     with lifecycle(opts.address, out=out, layout=layout, doc=doc, status_of=_status_of(layout, arms, rows)) as run:
         check_cluster(manifest, out.root, run.local_ray, candidates=False, judge=False)  # refuse what cannot work
-        deployed = deploy_guards(manifest, list(arms), run.local_ray)
+        deployed = deploy_guards(manifest, list(arms))
         if not opts.keep_guards:
             run.on_close(lambda: teardown(deployed))
         _classify(rows, deployed, layout, out.conn, manifest.resources.batch_size, run.progress_actor)
@@ -162,7 +162,7 @@ def _status_of(layout: RunLayout, arms: tuple[Arm, ...], rows: list[dict]):
         cells = []
         for a in arms:
             for b, n in per_benchmark.items():
-                done, errors, unparsed = counts.get(cell_of(a.name, b), [0, 0, 0])
+                done, errors, unparsed = [*counts.get(cell_of(a.name, b), []), 0, 0, 0][:3]  # the counter pads to COUNTS
                 cells.append(CellStatus(cell_id=cell_of(a.name, b), guardrail=a.name, benchmark=b, total=n,
                                         done=min(n, done), errors=errors, parse_failures=unparsed))  # fmt: skip
         return StatusDoc(run_id=layout.run_id, mode="guard_only", state=state, updated=now(),

@@ -66,6 +66,7 @@ class Run:
     closers: list[Callable[[], None]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)  # UNIX time the run's timeline counts from
     timeline: dict[str, float] = field(default_factory=dict)  # event → seconds since started_at
+    engines_before: frozenset[str] = frozenset()  # engine actors that existed before the run (not its own)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -87,7 +88,10 @@ class Run:
     def publish(self, counts: Counts, state: str = "running") -> dict | None:
         if self.status_of is None or self.out is None or self.layout is None:
             return None
-        doc = self.status_of(counts, state).to_json()
+        status = self.status_of(counts, state)
+        if state != "running":
+            status.retries = self.retries() or None
+        doc = status.to_json()
         with self._lock:
             self.out.control.put_json(self.layout.status_json, doc)
         if self.on_status:
@@ -100,6 +104,24 @@ class Run:
         import ray
 
         return ray.get(self.counter.snapshot.remote())
+
+    def retries(self) -> dict[str, int]:
+        """Work redone after faults: engine actors restarted, blocks redone, judge calls that waited for a lost
+        replica (what was never needed is left out)."""
+        if self.counter is None:
+            return {}
+        import ray
+
+        from evalsvc.pipeline.release import engine_actors_ever
+
+        try:
+            out = dict(ray.get(self.counter.faults.remote(), timeout=10))
+            restarts = sum(n for aid, n in engine_actors_ever().items() if aid not in self.engines_before)
+        except Exception:  # noqa: BLE001 - informative: the run's outcome must not depend on it
+            return {}
+        if restarts:
+            out["engine_restarts"] = restarts
+        return {k: v for k, v in sorted(out.items()) if v}
 
     def cancelled(self) -> bool:
         """`evalsvc cancel` marks run.json; the stop signal's SystemExit must not turn that into "failed"."""
@@ -127,7 +149,10 @@ def lifecycle(
     run.local_ray = connect(address) if needs_ray else False
     run.mark("ray_up")
     if status_of is not None and layout is not None and needs_ray:
+        from evalsvc.pipeline.release import engine_actors_ever
+
         run.counter = start_counter(f"evalsvc-progress-{layout.run_id}")
+        run.engines_before = frozenset(engine_actors_ever())
     run.save()
     run.publish({})
     t0, state, error = time.monotonic(), "failed", None
@@ -146,13 +171,15 @@ def _finish(run: Run, state: str, error: str | None, wall_s: float) -> None:
     try:
         state = "cancelled" if run.cancelled() else state
         run.publish(run.counts(), state)
+        retries = run.retries()
         for event, at in sorted(_stage_events(run).items(), key=lambda kv: kv[1]):
             run.mark(event, at)
         run.mark("end")
         if run.doc is not None:
             run.doc = run.doc.model_copy(
                 update={"state": state, "finished": now(), "wall_s": round(wall_s, 1),
-                        "error": error if state == "failed" else None, "timeline": dict(run.timeline)}
+                        "error": error if state == "failed" else None, "timeline": dict(run.timeline),
+                        "retries": retries or None}
             )  # fmt: skip
             run.save()
     finally:

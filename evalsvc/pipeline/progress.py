@@ -20,13 +20,21 @@ class ProgressCounter:
     """Ray actor body: cell_id → COUNTS numbers (CELL_COUNTS), and when the first answers and records arrived.
 
     Stages add a prefix of the list: finished records add the first three (and rubric criteria), arriving answers
-    add tokens and answers generated."""
+    add tokens and answers generated. A stage names the block it reports (`block`): a block reported again was
+    redone (a task retried after its node or actor was lost) and is counted under faults, not twice."""
 
     def __init__(self):
         self.counts: dict[str, list[int]] = {}
         self.times: dict[str, float] = {}  # event → earliest UNIX time a stage reported it
+        self.blocks: set[str] = set()
+        self.faulted: dict[str, int] = {}  # fault → how often: blocks_redone, judge_calls_waited
 
-    def add(self, delta: dict[str, list[int]], at: float | None = None) -> None:
+    def add(self, delta: dict[str, list[int]], at: float | None = None, block: str | None = None) -> None:
+        if block is not None:
+            if block in self.blocks:
+                self.fault("blocks_redone")
+                return
+            self.blocks.add(block)
         for cell, values in delta.items():
             c = self.counts.setdefault(cell, [0] * COUNTS)
             for i, v in enumerate(values[:COUNTS]):
@@ -37,6 +45,12 @@ class ProgressCounter:
 
     def mark(self, event: str, at: float) -> None:
         self.times[event] = min(self.times.get(event, at), at)
+
+    def fault(self, name: str, n: int = 1) -> None:
+        self.faulted[name] = self.faulted.get(name, 0) + n
+
+    def faults(self) -> dict[str, int]:
+        return self.faulted
 
     def snapshot(self) -> dict[str, list[int]]:
         return self.counts

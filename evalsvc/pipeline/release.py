@@ -42,6 +42,16 @@ def footprint() -> Footprint:
     return Footprint(frozenset(actors), frozenset(_own_groups(job)))
 
 
+def engine_actors_ever() -> dict[str, int]:
+    """Every engine actor this job created, alive or dead → how often Ray restarted it (a lost node, a killed actor)."""
+    import ray
+    from ray._private import state
+
+    job = ray.get_runtime_context().get_job_id()
+    return {aid: int(a.get("NumRestarts") or 0) for aid, a in state.actors().items()
+            if a["JobID"] == job and ENGINE_CLASS in a["ActorClassName"]}  # fmt: skip
+
+
 def _own_groups(job: str) -> set[str]:
     """Placement groups this driver created (not Serve's, which are named and created by its controller)."""
     from ray._private import state

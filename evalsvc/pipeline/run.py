@@ -110,7 +110,7 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, out.conn)
         probing.score(probes, jcfg, layout.uri, out.conn)  # beside the grid, never among its records
         run.doc.probes = probes.note
-    summary, table = write_summary(layout, out.conn, out.control)
+    summary, table = write_summary(layout, out.conn, out.control, run.doc.retries)
     status = out.control.get_json(layout.status_json) or {}
     return RunResult(layout.run_id, layout.uri, run.doc.state, status, summary, run.doc.to_json(), table)
 
@@ -122,12 +122,12 @@ def _start_apps(plan: Plan, layout: RunLayout, reuse: ReusePlan, run, opts: RunO
     startup = AppStartup(f"evalsvc-apps-{layout.run_id}", on_event=run.mark)
     judge_target = None
     if reuse.judge_calls or judged_apart:
-        judge_target = judge_setup.prepare(plan, local_ray=run.local_ray, startup=startup)
+        judge_target = judge_setup.prepare(plan, startup=startup)
         if judge_target is not None and not opts.keep_judge:
             run.on_close(lambda: judge_setup.teardown(judge_target))
     guards = _guards(plan, reuse, run, opts.keep_judge, startup)
     run.on_close(startup.stop)  # registered last, called first: no app is still being started at teardown
-    apps.launch(startup, run.local_ray)
+    apps.launch(startup)
     return startup, judge_target, guards
 
 
@@ -162,7 +162,7 @@ def _guards(plan: Plan, reuse: ReusePlan, run, keep: bool, startup: AppStartup |
         return None
     arms = tuple(plan.arms)
     if reuse.guarded_rows:
-        arms = guard_serving.deploy_guards(plan.manifest, plan.arms, run.local_ray, startup)
+        arms = guard_serving.deploy_guards(plan.manifest, plan.arms, startup)
         if not keep:
             run.on_close(lambda: guard_serving.teardown(arms))
     return GuardConfig(arms=arms, done=frozenset(reuse.arms_done))
@@ -266,7 +266,9 @@ def reuse_for(plan: Plan, layout: RunLayout, root: str, conn: S3Conn, only: list
     return reuse
 
 
-def write_summary(layout: RunLayout, conn: S3Conn, control: ControlStore) -> tuple[dict, object]:
+def write_summary(
+    layout: RunLayout, conn: S3Conn, control: ControlStore, retries: dict | None = None
+) -> tuple[dict, object]:
     import pyarrow.parquet as pq
 
     from evalsvc.analysis.agreement import judge_sections
@@ -276,7 +278,8 @@ def write_summary(layout: RunLayout, conn: S3Conn, control: ControlStore) -> tup
 
     table = summarize(read_records(layout.records, conn))
     sections = judge_sections(open_run(layout.uri, None, conn))  # "judge_health"; "agreement", "calibration"
-    doc = SummaryDoc.model_validate({**summary_json(table, run_id=layout.run_id), **sections}).to_json()
+    doc = SummaryDoc.model_validate({**summary_json(table, run_id=layout.run_id), **sections, "retries": retries})
+    doc = doc.to_json()
     control.put_json(layout.summary_json, doc)
     fs, path = filesystem(layout.summary_parquet, conn)
     pq.write_table(table, path, filesystem=fs)

@@ -81,6 +81,7 @@ class StatusDoc(_Doc):
     done: int
     total: int
     cells: list[CellStatus] = Field(default_factory=list)
+    retries: dict[str, int] | None = Field(None, description="Work redone after faults (final status only).")
 
 
 class SummaryDoc(_Doc):
@@ -100,4 +101,7 @@ class SummaryDoc(_Doc):
         None, description="Per judge or juror: known-answer probe agreement, grid spread, parse failures, flags, ok."
     )
     guard_only: dict[str, Any] | None = Field(None, description="Guard-only mode: each guardrail as a classifier.")
+    retries: dict[str, int] | None = Field(
+        None, description="Work redone after faults: engine_restarts, blocks_redone, judge_calls_waited."
+    )
     notes: list[str] = Field(default_factory=list)

@@ -39,8 +39,30 @@ def joined_cluster(worker_ips: tuple[str | None, ...] = (None, None), worker_cpu
     try:
         yield c, workers
     finally:
+        _leave(c)
+
+
+def _leave(c) -> None:
+    """Disconnect and stop the cluster. A Serve handle made in this process keeps a thread that may connect again
+    right after `ray.shutdown` (and Cluster refuses to remove a node a driver is connected to): shut Serve down
+    first, and disconnect again until the cluster can go."""
+    import sys
+
+    import ray
+
+    if "ray.serve" in sys.modules:
+        try:
+            sys.modules["ray.serve"].shutdown()
+        except Exception:  # noqa: BLE001 - best effort: the cluster goes next anyway
+            pass
+    for _ in range(5):
         ray.shutdown()
-        c.shutdown()
+        try:
+            c.shutdown()
+            return
+        except ValueError:  # "a node that is connected to this Ray client": something connected again
+            time.sleep(1)
+    c.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -33,16 +33,16 @@ class ScriptedServe(ServeOps):
         self.running, self.fail_start, self.fail_wait = set(running), fail_start, fail_wait
         self.released: dict[str, threading.Event] = {}
         self.started: list[str] = []
-        self.ports: list[int | None] = []
+        self.starts = 0
         self.local_gate = LocalGate()
 
     def release(self, app: str) -> None:
         self.released.setdefault(app, threading.Event()).set()
 
-    def start(self, apps, http_port):
+    def start(self, apps):
         if self.fail_start:
             raise SystemError_("judge: Ray Serve could not deploy 'judge-app': bad config")
-        self.ports.append(http_port)
+        self.starts += 1
         deps = [AppDeployment(name, c["model_loading_config"]["model_id"]) for name, c in apps]
         self.started = [d.app_name for d in deps if d.app_name not in self.running]
         return deps, [d for d in deps if d.app_name not in self.running]
@@ -79,12 +79,12 @@ def test_apps_become_ready_on_the_gate_one_by_one_and_roles_report_when_all_are_
     s, events = startup_with(serve)
     s.add("judge", [("judge-app-a", cfg("a")), ("judge-app-b", cfg("b"))])
     s.add("guard", [("guard-lg", cfg("g"))])
-    s.launch(http_port=8123)
+    s.launch()
     serve.release("judge-app-a")
     serve.release("judge-app-b")
     serve.release("guard-lg")
     s.wait()
-    assert serve.ports == [8123]  # one start for every app of the run
+    assert serve.starts == 1  # one start for every app of the run
     assert [serve.local_gate.get(n)[0] for n in ("judge-app-a", "judge-app-b", "guard-lg")] == ["ready"] * 3
     assert events == ["serve_start", "judge_ready", "guard_ready"]
 
@@ -93,7 +93,7 @@ def test_an_app_already_running_is_ready_at_once():
     serve = ScriptedServe(running=("judge-app",))
     s, events = startup_with(serve)
     s.add("judge", [("judge-app", cfg("j"))])
-    s.launch(None)
+    s.launch()
     s.wait()
     assert serve.local_gate.get("judge-app") == ("ready", "")
     assert events == ["serve_start", "judge_ready"]
@@ -105,7 +105,7 @@ def test_a_failed_deploy_fails_every_waiting_app_with_its_message_and_is_re_rais
     s, _ = startup_with(serve)
     s.add("judge", [("judge-app", cfg("j"))])
     s.add("guard", [("guard-x", cfg("g"))])
-    s.launch(None)
+    s.launch()
     with pytest.raises(SystemError_, match="judge"):
         s.wait()
     for app in ("judge-app", "guard-x"):
@@ -118,7 +118,7 @@ def test_stop_abandons_a_deploy_still_waiting_and_closes_the_gate():
     serve = ScriptedServe()
     s, events = startup_with(serve)
     s.add("judge", [("judge-app", cfg("j"))])
-    s.launch(None)
+    s.launch()
     s.stop(timeout_s=10)
     assert serve.local_gate.closed
     assert serve.local_gate.get("judge-app") == ("pending", "")
@@ -128,10 +128,10 @@ def test_stop_abandons_a_deploy_still_waiting_and_closes_the_gate():
 def test_without_apps_launch_starts_nothing():
     serve = ScriptedServe()
     s, events = startup_with(serve)
-    s.launch(None)
+    s.launch()
     s.wait()
     s.stop()
-    assert events == [] and serve.ports == [] and not serve.local_gate.closed
+    assert events == [] and serve.starts == 0 and not serve.local_gate.closed
 
 
 def _gate_reader(gate: AppGate):
@@ -167,25 +167,25 @@ def test_callers_give_up_after_their_own_timeout():
 
 
 class FlakyServe:
-    """Serve whose first `start` calls fail as when the controller restarts the HTTP proxy start is waiting for."""
+    """Serve whose first `start` calls fail with a dead actor, as when the controller restarts under the call."""
 
     def __init__(self, failures: int):
         self.failures, self.calls = failures, []
 
-    def start(self, http_options):
+    def start(self, **options):
         from ray.exceptions import RayActorError
 
-        self.calls.append(http_options)
+        self.calls.append(options)
         if len(self.calls) <= self.failures:
             raise RayActorError()
 
 
-def test_serve_start_connects_again_after_its_proxy_was_restarted():
+def test_serve_start_connects_again_after_a_dead_actor_and_starts_no_http_proxy():
     from evalsvc.engines.serve_llm import start_serve
 
     serve = FlakyServe(failures=1)
-    start_serve(serve, 8123)
-    assert serve.calls == [{"host": "127.0.0.1", "port": 8123}] * 2
+    start_serve(serve)
+    assert serve.calls == [{"proxy_location": "Disabled"}] * 2  # handles only: no proxy per node, no port
 
 
 def test_serve_start_gives_up_after_its_attempts():
@@ -195,5 +195,5 @@ def test_serve_start_gives_up_after_its_attempts():
 
     serve = FlakyServe(failures=5)
     with pytest.raises(RayActorError):
-        start_serve(serve, 8123, attempts=3)
+        start_serve(serve, attempts=3)
     assert len(serve.calls) == 3

@@ -43,7 +43,7 @@ def test_served_guard_takes_template_arguments_and_returns_logprobs(ray_local, t
         "judge": {"url": "http://127.0.0.1:9/v1", "model_name": "j"}, "guardrails": ["none", guard],
         "output": {"uri": str(tmp_path / "out")},
     })  # fmt: skip
-    arms = deploy_guards(m, [a for a in build_plan(m).arms if a.guarded], local_ray=True)
+    arms = deploy_guards(m, [a for a in build_plan(m).arms if a.guarded])
     try:
         clients = clients_for(arms)
         guarding = Guarding(arms, clients)

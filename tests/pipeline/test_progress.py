@@ -34,3 +34,37 @@ def test_status_counts_generated_answers_resumed_records_and_tokens():
     assert doc.done == 6 and doc.total == 18
     old = status_doc(plan, "r", "running", {basic: [9, 0, 0]}, {})  # a stage that reports records only
     assert next(c for c in old.cells if c.cell_id == basic).generated == 9
+
+
+def test_guard_only_status_reads_the_counters_padded_cells():
+    from types import SimpleNamespace
+
+    from evalsvc.pipeline.guard_only import _status_of
+    from evalsvc.store.layout import RunLayout
+
+    c = ProgressCounter()
+    c.add({"tg/mh": [3, 1, 1]})  # the guard-only stage adds done, errors, parse failures; the counter pads to 7
+    rows = [{"benchmark": "mh"}] * 4 + [{"benchmark": "msb"}] * 2
+    status = _status_of(RunLayout("/tmp/unused", "r"), (SimpleNamespace(name="tg"),), rows)(c.snapshot(), "running")
+    cells = {s.cell_id: (s.done, s.total, s.errors, s.parse_failures) for s in status.cells}
+    assert cells == {"tg/mh": (3, 4, 1, 1), "tg/msb": (0, 2, 0, 0)}
+    assert (status.mode, status.done, status.total) == ("guard_only", 3, 6)
+
+
+def test_a_block_reported_again_is_counted_once_and_as_redone():
+    c = ProgressCounter()
+    c.add({"a": [4, 1, 0]}, at=10.0, block="judged:b1")
+    c.add({"a": [4, 1, 0]}, at=20.0, block="judged:b1")  # the same block, from a task retried after a lost node
+    c.add({"a": [2, 0, 0]}, at=30.0, block="judged:b2")
+    c.fault("judge_calls_waited", 3)
+    assert c.snapshot()["a"][:3] == [6, 1, 0]
+    assert c.faults() == {"blocks_redone": 1, "judge_calls_waited": 3}
+
+
+def test_a_retried_block_has_the_same_id_and_a_different_block_another():
+    from evalsvc.judge.stage import block_id
+
+    rows = [{"record_key": k, "guardrail": None} for k in ("k1", "k2")]
+    assert block_id(rows) == block_id(list(reversed(rows)))
+    assert block_id(rows) != block_id(rows[:1])
+    assert block_id(rows) != block_id([{**r, "guardrail": "tg"} for r in rows])
