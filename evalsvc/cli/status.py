@@ -80,6 +80,12 @@ def print_view(view) -> None:
         console.print(f"  started:  {view.started}" + (f"   finished: {view.info['finished']}" if (view.info or {}).get("finished") else ""))
     if view.layout:
         console.print(f"  output:   {escape(view.layout.uri)}")
+    from evalsvc.render.progress import replica_lines, retries_line
+
+    for i, line in enumerate(replica_lines(view.status or {})):
+        console.print(("  replicas: " if i == 0 else "            ") + escape(line))
+    if retries_line(view.status or {}):
+        console.print(f"  redone:   {escape(retries_line(view.status or {}) or '')}")
     cells = (view.status or {}).get("cells", [])
     if cells:
         t = Table()

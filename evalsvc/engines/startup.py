@@ -63,13 +63,22 @@ async def poll_ready(state_of: Callable[[str], Awaitable[tuple[str, str]]], app:
         await asyncio.sleep(poll_s)
 
 
+def on_driver_node() -> dict:
+    """Actor options that pin a run's bookkeeping actors (gate, progress) to the driver's node: the run ends with
+    its driver anyway, and a worker node lost mid-run must not take them along."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)}
+
+
 class _ActorGate:
     """The driver's side of the named gate actor (created before any caller can look it up)."""
 
     def __init__(self, name: str):
         import ray
 
-        self.actor = ray.remote(num_cpus=0)(AppGate).options(name=name).remote()
+        self.actor = ray.remote(num_cpus=0)(AppGate).options(name=name, **on_driver_node()).remote()
         ray.get(self.actor.get.remote(""))
 
     def set(self, app: str, state: str, message: str = "") -> None:

@@ -65,6 +65,8 @@ class RunView:
             "done": done_total[0] if done_total else None,
             "total": done_total[1] if done_total else None,
             "cell_progress": (self.status or {}).get("cells", []),
+            "replicas": (self.status or {}).get("replicas", []),  # while running: each model replica's node
+            "retries": (self.status or {}).get("retries") or (self.info or {}).get("retries") or {},
             "notes": self.notes,
         }
 

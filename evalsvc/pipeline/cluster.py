@@ -77,5 +77,31 @@ def _node_groups(nodes) -> tuple[dict, ...] | None:
     return None if types - readonly or report.get("pending_launches") else ()
 
 
+def replica_nodes() -> list[dict]:
+    """Where the run's model replicas are now: this job's vLLM engine actors and the Serve LLM replicas (judge,
+    jurors, guards), each with its node, IP, state and restarts, from Ray's actor table."""
+    import ray
+    from ray._private import state  # the public state API needs the dashboard, which local runs leave off
+
+    from evalsvc.pipeline.release import ENGINE_CLASS, LIVE_ACTOR
+
+    job = ray.get_runtime_context().get_job_id()
+    out = []
+    for a in state.actors().values():
+        name = a["ActorClassName"]
+        if a["State"] not in LIVE_ACTOR:
+            continue
+        if ENGINE_CLASS in name and a["JobID"] == job:
+            role, app = "engine", None
+        elif name.startswith("ServeReplica:") and ":LLMServer" in name:
+            role, app = "serve", name.split(":")[1]
+        else:
+            continue
+        where = a.get("Address") or {}
+        out.append({"role": role, "app": app, "node_id": where.get("NodeID") or "", "ip": where.get("IPAddress"),
+                    "state": a["State"], "restarts": int(a.get("NumRestarts") or 0)})  # fmt: skip
+    return sorted(out, key=lambda r: (r["role"], r["app"] or "", r["node_id"]))
+
+
 def _log_to_driver() -> bool:
     return os.environ.get("EVALSVC_RAY_LOGS", "0") == "1"

@@ -91,6 +91,8 @@ class Run:
         status = self.status_of(counts, state)
         if state != "running":
             status.retries = self.retries() or None
+        elif self.counter is not None:
+            status.replicas = _replicas()
         doc = status.to_json()
         with self._lock:
             self.out.control.put_json(self.layout.status_json, doc)
@@ -103,7 +105,11 @@ class Run:
             return {}
         import ray
 
-        return ray.get(self.counter.snapshot.remote())
+        try:
+            return ray.get(self.counter.snapshot.remote(), timeout=10)
+        except Exception as e:  # noqa: BLE001 - progress is informative: the records are the truth
+            log.warning("progress: %s", type(e).__name__)
+            return {}
 
     def retries(self) -> dict[str, int]:
         """Work redone after faults: engine actors restarted, blocks redone, judge calls that waited for a lost
@@ -200,6 +206,15 @@ def _stage_events(run: Run) -> dict[str, float]:
         return ray.get(run.counter.events.remote(), timeout=10)
     except Exception:  # noqa: BLE001 - the timeline is informative; the run's outcome must not depend on it
         return {}
+
+
+def _replicas() -> list[dict] | None:
+    from evalsvc.pipeline.cluster import replica_nodes
+
+    try:
+        return replica_nodes() or None
+    except Exception:  # noqa: BLE001 - informative: a status must not fail on it
+        return None
 
 
 @contextmanager

@@ -62,7 +62,9 @@ class ProgressCounter:
 def start_counter(name: str):
     import ray
 
-    return ray.remote(num_cpus=0)(ProgressCounter).options(name=name).remote()
+    from evalsvc.engines.startup import on_driver_node
+
+    return ray.remote(num_cpus=0)(ProgressCounter).options(name=name, **on_driver_node()).remote()
 
 
 def now() -> str:

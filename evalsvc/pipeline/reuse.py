@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from evalsvc.plan.grid import Plan
-from evalsvc.store.index import KeyIndex
+from evalsvc.store.index import JUDGE_ERROR, KeyIndex
 from evalsvc.store.row import GENERATION_COLUMNS, JUDGE_COLUMNS, NESTED_JUDGE_COLUMNS, PLAN_COLUMNS
 from evalsvc.store.uri import S3Conn, filesystem
 
@@ -143,9 +143,13 @@ class CacheJoin:
             fs, path = filesystem(uri, self.conn)
             dataset = pads.dataset(path, filesystem=fs, format="parquet", partitioning="hive")
             # records written before a column existed (judge_votes) lack it: rec.get() then gives None
-            cols = [c for c in ("record_key", *GENERATION_COLUMNS, *JUDGE_COLUMNS) if c in dataset.schema.names]
-            table = dataset.to_table(columns=cols, filter=pc.field("record_key").isin(wanted) & pc.field("error").is_null())
+            names = dict.fromkeys(("record_key", *GENERATION_COLUMNS, *JUDGE_COLUMNS))
+            cols = [c for c in names if c in dataset.schema.names]
+            usable = pc.field("error").is_null() | pc.starts_with(pc.field("error"), pattern=JUDGE_ERROR)
+            table = dataset.to_table(columns=cols, filter=pc.field("record_key").isin(wanted) & usable)
             for rec in table.to_pylist():
+                if rec.get("error"):  # its judge failed: the answer is good, the judgement is not
+                    rec.update({k: None for k in JUDGE_COLUMNS})
                 prev = found.get(rec["record_key"])
                 if prev is None or (not prev.get("rubric_id") and rec.get("rubric_id")):
                     found[rec["record_key"]] = rec

@@ -176,3 +176,20 @@ class ProgressView:
             if last is None or now - last[0] >= self.every_s or state != last[1]:
                 self.console.print(progress_line(doc, self.rates, elapsed), highlight=False)
                 self._last_line = (now, state)
+
+
+def replica_lines(status: dict) -> list[str]:
+    """One line per node: the model replicas a live run has there (status.json `replicas`)."""
+    by_node: dict[tuple[str, str], list[str]] = {}
+    for r in status.get("replicas") or []:
+        what = "engine" if r["role"] == "engine" else r.get("app") or "serve"
+        state = "" if r["state"] == "ALIVE" else f" {r['state'].lower()}"
+        restarts = f" (restarted {r['restarts']}×)" if r.get("restarts") else ""
+        by_node.setdefault((r.get("ip") or "?", r.get("node_id", "")[:8]), []).append(f"{what}{state}{restarts}")
+    return [f"{ip} node {node}: {', '.join(sorted(w))}" for (ip, node), w in sorted(by_node.items())]
+
+
+def retries_line(status: dict) -> str | None:
+    """What a run redid after faults (status.json `retries`), e.g. "engine restarts 1, blocks redone 2"."""
+    retries = status.get("retries") or {}
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in retries.items()) or None

@@ -82,6 +82,9 @@ class StatusDoc(_Doc):
     total: int
     cells: list[CellStatus] = Field(default_factory=list)
     retries: dict[str, int] | None = Field(None, description="Work redone after faults (final status only).")
+    replicas: list[dict[str, Any]] | None = Field(
+        None, description="While running: each engine and Serve LLM replica with its node, IP, state and restarts."
+    )
 
 
 class SummaryDoc(_Doc):

@@ -15,16 +15,18 @@ import pyarrow.fs as pafs
 from evalsvc.store.uri import S3Conn, filesystem, join
 
 INDEX_COLUMNS = ("record_key", "error", "benchmark_kind", "judge_model", "rubric_id", "rubric_version")
+JUDGE_ERROR = "judge:"  # how the error of a record whose generation succeeded and whose judging failed begins
 
 
 @dataclass
 class KeyIndex:
     """Keys present in a set of record folders, split by how much of the work they carry."""
 
-    present: set[str] = field(default_factory=set)  # any record with this key (resume: never write it again)
+    present: set[str] = field(default_factory=set)  # a record with this key (resume: never write it again)
     generated: set[str] = field(default_factory=set)  # a successful generation exists (judge may still be needed)
     judged: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # key -> (judge model, rubric id, version)
     sources: list[str] = field(default_factory=list)  # records URIs the keys came from
+    rejudge: set[str] = field(default_factory=set)  # only a failed judging here: generated, to be judged again
 
     def __len__(self) -> int:
         return len(self.present)
@@ -54,14 +56,22 @@ def scan_keys(records_uris: list[str], conn: S3Conn | None) -> KeyIndex:
         keys = table["record_key"].to_pylist()
         index.present.update(keys)
         ok = pc.is_null(table["error"]).to_pylist()
+        failed = pc.fill_null(pc.starts_with(table["error"], pattern=JUDGE_ERROR), False).to_pylist()
         judged = pc.and_(pc.is_valid(table["rubric_id"]), pc.is_null(table["error"])).to_pylist()
         kinds = table["benchmark_kind"].to_pylist()
         jm, rid, rv = (table[c].to_pylist() for c in ("judge_model", "rubric_id", "rubric_version"))
         for i, key in enumerate(keys):
+            if failed[i]:
+                index.rejudge.add(key)
             if ok[i]:
                 index.generated.add(key)
                 if judged[i] or kinds[i] == "mcq":
                     index.judged[key] = (jm[i] or "", rid[i] or "", rv[i] or "")
+    # A record whose judge failed (an outage outlasting every retry) keeps its answer: a resume judges it again and
+    # readers then take the judged row. Once some row of the key is judged, the failed one is just history.
+    index.rejudge -= index.generated
+    index.generated |= index.rejudge
+    index.present -= index.rejudge
     return index
 
 

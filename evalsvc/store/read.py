@@ -114,21 +114,27 @@ def iter_cells(dataset: ds.Dataset, columns: tuple[str, ...] = SUMMARY_COLUMNS) 
     A record written twice (a task retried after a killed actor may have handed part of its output on already)
     counts once: rows are deduplicated by record key.
     """
-    with_key = tuple(dict.fromkeys((*columns, "record_key")))
+    with_key = tuple(dict.fromkeys((*columns, "record_key", "error")))
     for cell in cell_keys(dataset):
         yield dedupe(_read(dataset, with_key, cell_filter(cell))).select(list(columns))
 
 
 def dedupe(table: pa.Table) -> pa.Table:
-    """The first row of each record key (rows without a key are all kept)."""
-    keys = table["record_key"].to_numpy(zero_copy_only=False)
+    """One row per record key (rows without a key are all kept): the first without an error if there is one (a
+    record judged again by a resume after its judge failed), else the first."""
     if table.num_rows < 2:
         return table
+    keys = table["record_key"].to_numpy(zero_copy_only=False)
     present = np.array([k is not None for k in keys])
-    _, first = np.unique(keys[present].astype(str), return_index=True)
-    if len(first) == int(present.sum()):
+    rows = np.flatnonzero(present)
+    if len(np.unique(keys[present].astype(str))) == len(rows):
         return table
-    keep = np.sort(np.concatenate([np.flatnonzero(present)[first], np.flatnonzero(~present)]))
+    failed = np.zeros(len(rows), dtype=bool)
+    if "error" in table.column_names:
+        failed = pc.is_valid(table["error"]).to_numpy(zero_copy_only=False)[rows]
+    order = np.lexsort((rows, failed, keys[present].astype(str)))  # by key, then error-free first, then position
+    _, first = np.unique(keys[present].astype(str)[order], return_index=True)
+    keep = np.sort(np.concatenate([rows[order][first], np.flatnonzero(~present)]))
     return table.take(pa.array(keep))
 
 

@@ -2,7 +2,8 @@
 joining: the run finishes, every planned record exists exactly once, and the run says what was redone.
 
 One cluster for the module: a head (driver only), two engine workers, and a worker with the `judge_node` resource
-the judge asks for. The first run loses the node of one of its two engine replicas; the second loses the judge's."""
+the judge asks for. The first run places its two engine replicas on two nodes and loses one of them; the second
+places the judge on its node and loses that; the third loses only its driver."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
-from evalsvc.store.uri import S3Conn, filesystem
+from evalsvc.store.uri import S3Conn, filesystem, split_s3
 from tests.cluster.conftest import ENGINE_CLASS, actors_of, joined_cluster
+from tests.conftest import list_keys
 from tests.pipeline.conftest import S3_REFS, env_vars
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 ENGINE = {"dtype": "float32", "max_model_len": 1024, "enforce_eager": True}
+JUDGE_ENGINE = {**ENGINE, "max_model_len": 2048}  # the harm rubric and the request and the answer
 WORKER_CPUS = 6
 
 
@@ -39,7 +42,7 @@ def engine_manifest(model: str, uri: str) -> dict:
         "name": "node-loss",
         "models": [{"name": "tiny", "source": model, "engine_args": ENGINE, "replicas": 2}],
         "benchmarks": [{"name": "mcq", "dataset": "medguard", "select": {"limit": 8}}],
-        "strategies": ["basic", "cot", "safety", "combined"],
+        "strategies": ["basic", "cot", "safety", "cot_safety"],
         "sampling": {"max_tokens": 24, "n": 8, "temperature": 0.0},
         "output": {"uri": uri, "s3": S3_REFS, "cache": False},
         "resources": {"batch_size": 8, "max_concurrent_batches": 1},
@@ -54,7 +57,7 @@ def judged_manifest(model: str, uri: str) -> dict:
         "benchmarks": [{"name": "msb", "dataset": "medsafetybench", "select": {"limit": 12}}],
         "strategies": ["basic", "safety"],
         "sampling": {"max_tokens": 16, "n": 2, "temperature": 0.0},
-        "judge": {"model": {"source": model, "engine_args": ENGINE, "placement": {"resources": {"judge_node": 1}}},
+        "judge": {"model": {"source": model, "engine_args": JUDGE_ENGINE, "placement": {"resources": {"judge_node": 1}}},
                   "max_tokens": 24, "concurrency": 4, "probes": 0},  # fmt: skip
         "output": {"uri": uri, "s3": S3_REFS, "cache": False},
         "resources": {"batch_size": 4, "max_concurrent_batches": 1},
@@ -97,6 +100,11 @@ def records_done(control: ControlStore, layout: RunLayout) -> int:
     return (control.get_json(layout.status_json) or {}).get("done", 0)
 
 
+def record_files(s3, layout: RunLayout) -> list[str]:
+    bucket, prefix = split_s3(layout.records)
+    return [k for k in list_keys(s3, prefix, bucket) if k.endswith(".parquet")]
+
+
 def raw_records(layout: RunLayout, conn: S3Conn) -> list[dict]:
     """Every row of every Parquet file, no deduplication: a record written twice shows as two rows."""
     fs, path = filesystem(layout.records, conn)
@@ -125,9 +133,10 @@ def test_losing_an_engine_node_mid_run_redoes_its_blocks_and_writes_each_record_
         control = ControlStore(conn)
         run = Background(m, RunOptions(address=c.address, run_id=layout.run_id))
         wait_for(lambda: records_done(control, layout) > 0, 600, run)  # records are being written
-        engines = wait_for(lambda: actors_of(ENGINE_CLASS), 60, run)
-        node = next(iter(engines.values()))["Address"]["NodeID"]
-        lose(c, workers, node)
+        engines = wait_for(lambda: (e := actors_of(ENGINE_CLASS)) and len(e) == 2 and e, 120, run)
+        nodes = {a["Address"]["NodeID"] for a in engines.values()}
+        assert len(nodes) == 2 and c.head_node.node_id not in nodes, f"replicas: 2 on nodes {sorted(nodes)}"
+        lose(c, workers, sorted(nodes)[0])
         result = run.join(900)
         rows = raw_records(layout, conn)
     planned = 8 * 4 * 8
@@ -163,3 +172,55 @@ def test_losing_the_judge_node_mid_run_waits_for_the_judge_and_judges_every_reco
     assert not errors, f"{len(errors)} record(s) with an error: {errors[:3]}"
     assert all(r["judge_raw"] is not None for r in rows)
     print(f"judge node lost: records planned {planned}, written {len(rows)}; retries {result.info.get('retries')}")
+
+
+def test_a_driver_killed_mid_run_is_resumed_on_the_live_cluster_writing_only_what_is_missing(cluster3, tiny_model, s3,
+                                                                                              s3_uri, tmp_path):  # fmt: skip
+    """Only the driver dies (SIGKILL); the cluster and the judge's Serve app live on. The same run id again writes
+    the missing records, through the judge app the killed driver left running."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    c, _, _ = cluster3
+    data = judged_manifest(str(tiny_model), s3_uri)
+    data["sampling"]["n"] = 4
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(data))
+    layout = RunLayout(s3_uri, "driver-lost")
+    cmd = [sys.executable, "-m", "evalsvc.cli.main", "run", str(path), "--address", c.address, "--run-id",
+           layout.run_id, "--json"]  # fmt: skip
+    with env_vars(s3.env()):
+        conn = S3Conn.from_options(validate_manifest(data).output.s3)
+        control = ControlStore(conn)
+        proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.DEVNULL,
+                                stderr=(tmp_path / "driver.log").open("wb"))  # fmt: skip
+        end = time.monotonic() + 600
+        while time.monotonic() < end and proc.poll() is None and not record_files(s3, layout):
+            time.sleep(0.5)
+        assert proc.poll() is None, (tmp_path / "driver.log").read_text(errors="replace")[-2000:]
+        judge_before = set(actors_of("LLMServer"))
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone: raylets, Serve and the judge app stay
+        proc.wait()
+        generated = max((c.get("generated", 0) for c in (control.get_json(layout.status_json) or {}).get("cells", [])),
+                        default=0)  # fmt: skip
+        time.sleep(5)  # a write task of the dead driver may still finish its file
+        written = len({r["record_key"] for r in raw_records(layout, conn)})
+        result = execute(validate_manifest(data), RunOptions(address=c.address, run_id=layout.run_id, keep_judge=True))
+        rows = raw_records(layout, conn)
+        judge_after = set(actors_of("LLMServer"))
+    planned = 12 * 2 * 4
+    keys = [r["record_key"] for r in rows]
+    assert result.state == "succeeded", result.info.get("error")
+    assert len(set(keys)) == planned and len(keys) == planned
+    assert 0 < written < planned
+    assert result.info["reuse"]["already_in_run"] == written
+    assert result.info["reuse"]["generations"] == planned - written  # only what was missing is generated again
+    assert judge_before and judge_before <= judge_after, "the judge's replica did not outlive the driver"
+    print(f"driver lost: planned {planned}, written before the kill {written}, generated before it {generated} "
+          f"(redone ≤ {max(0, generated - written)}), regenerated {result.info['reuse']['generations']}; "
+          f"{json.dumps(result.info.get('retries') or {})}")  # fmt: skip

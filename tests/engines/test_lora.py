@@ -162,13 +162,14 @@ def test_engine_spec_serves_the_base_and_its_adapters_in_one_engine(tmp_path, ti
         "dtype": "float32", "enable_lora": True, "max_lora_rank": 32, "max_loras": 2}
 
 
-def test_a_run_with_a_missing_adapter_stops_before_ray_starts(tmp_path, tiny_model):
-    import ray
-
+def test_a_run_with_a_missing_adapter_stops_before_ray_starts(tmp_path, tiny_model, monkeypatch):
+    from evalsvc.pipeline import lifecycle
     from evalsvc.pipeline.run import RunOptions, execute
 
+    joined: list[str | None] = []
+    monkeypatch.setattr(lifecycle, "connect", lambda address=None: joined.append(address) or True)
     m = manifest(str(tiny_model), str(write_adapter(tmp_path / "ok")), str(tmp_path / "gone"),
                  output=str(tmp_path / "runs"))  # fmt: skip
     with pytest.raises(UserError, match=r"models\.2\.adapter: '.*/gone' does not exist"):
         execute(m, RunOptions())
-    assert not ray.is_initialized()
+    assert joined == []  # refused before the run connects to (or starts) Ray

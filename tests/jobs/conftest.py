@@ -1,4 +1,5 @@
-"""Fixtures of the laptop-to-cluster tests: a real Ray head on loopback with token auth on, started once per session.
+"""Fixtures of the laptop-to-cluster tests: a real two-node Ray cluster on loopback with token auth on, started once
+per session: a head that runs only the job drivers (no CPUs to schedule on) and a worker node that runs the work.
 
 The head gets the test S3 server's AWS_* variables in its environment (as a cluster gets its Secrets), so the
 jobs it runs can write there while nothing secret travels with a submission. It is stopped by killing exactly
@@ -23,6 +24,8 @@ import pytest
 from evalsvc.engines.apps import free_port
 
 VENV_BIN = Path(sys.executable).parent
+AGENT_PORTS = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port",
+               "--metrics-export-port")  # per node; the defaults would collide with any other Ray on the machine
 
 
 @dataclass(frozen=True)
@@ -62,16 +65,20 @@ def start_head(env: dict[str, str], token: str) -> tuple[RayHead | None, str]:
         "--runtime-env-agent-port": free_port(), "--metrics-export-port": free_port(),
     }
     cmd = [str(VENV_BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
-           "--num-cpus", "16", "--object-store-memory", str(400 * 1024**2), "--disable-usage-stats",
+           "--num-cpus", "0", "--object-store-memory", str(200 * 1024**2), "--disable-usage-stats",
            "--temp-dir", str(temp_dir), *[str(x) for kv in ports.items() for x in kv]]
-    try:
-        started = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, start_new_session=True)
-    except subprocess.TimeoutExpired:
-        started = None
-    if started is not None and started.returncode == 0:
-        return RayHead(f"http://127.0.0.1:{dashboard}", token, temp_dir), ""
-    stop_head(temp_dir)
-    return None, "timed out" if started is None else (started.stderr.strip().splitlines() or ["?"])[-1]
+    worker = [str(VENV_BIN / "ray"), "start", "--address", f"127.0.0.1:{ports['--port']}", "--node-ip-address",
+              "127.0.0.1", "--num-cpus", "16", "--object-store-memory", str(400 * 1024**2), "--disable-usage-stats",
+              "--temp-dir", str(temp_dir), *[str(x) for flag in AGENT_PORTS for x in (flag, free_port())]]
+    for step in (cmd, worker):
+        try:
+            started = subprocess.run(step, env=env, capture_output=True, text=True, timeout=240, start_new_session=True)
+        except subprocess.TimeoutExpired:
+            started = None
+        if started is None or started.returncode != 0:
+            stop_head(temp_dir)
+            return None, "timed out" if started is None else (started.stderr.strip().splitlines() or ["?"])[-1]
+    return RayHead(f"http://127.0.0.1:{dashboard}", token, temp_dir), ""
 
 
 def stop_head(temp_dir: Path, grace_s: float = 5.0) -> None:

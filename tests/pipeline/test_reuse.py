@@ -90,3 +90,26 @@ def test_guard_only_mode_leaves_rubric_benchmarks_out_with_a_note(plan):
     rows, notes = item_rows(plan)
     assert rows == [] and len(notes) == 2  # the rubric sample and the MCQ sample: neither has a safe/unsafe label
     assert "'hb' is a rubric benchmark" in notes[0] and "guard-only mode skips it" in notes[0]
+
+
+def test_a_record_whose_judge_failed_gives_its_answer_and_never_its_judgement(plan, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from evalsvc.pipeline.reuse import CacheJoin
+    from evalsvc.store.record import RECORD_SCHEMA
+
+    row = rubric_rows(plan)[0]
+    rec = {name: None for name in RECORD_SCHEMA.names}
+    rec.update(record_key=row["record_key"], response="the kept answer", completion_tokens=7, parse_ok=False,
+               judge_model=SIG[0], rubric_id=SIG[1], rubric_version=SIG[2], judge_raw="error",
+               error="judge: ActorDiedError: the replica's node was lost")  # fmt: skip
+    folder = tmp_path / "records" / "model=m" / "benchmark=hb" / "strategy=basic"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([rec], schema=RECORD_SCHEMA).drop_columns(["model", "benchmark", "strategy"]),
+                   folder / "part-0.parquet")  # fmt: skip
+    out = CacheJoin([str(tmp_path / "records")], None, {"rubric": SIG})(pa.Table.from_pylist([row])).to_pylist()
+    (joined,) = out
+    assert joined["response"] == "the kept answer" and joined["completion_tokens"] == 7
+    assert joined["error"] is None and joined["reused_judgement"] is False  # judged again, not copied
+    assert joined["cached_judge_raw"] is None

@@ -81,3 +81,24 @@ def test_view_off_a_terminal_prints_the_plan_once_and_lines_on_a_schedule():
 
 def test_duration():
     assert (duration(None), duration(5), duration(65), duration(3725)) == ("—", "0:05", "1:05", "1:02:05")
+
+
+def test_replicas_are_listed_per_node_with_restarts_and_the_run_says_what_it_redid():
+    from evalsvc.render.progress import replica_lines, retries_line
+
+    status = {
+        "replicas": [
+            {"role": "engine", "app": None, "node_id": "aaaa1111bbbb", "ip": "10.0.0.2", "state": "ALIVE", "restarts": 0},
+            {"role": "engine", "app": None, "node_id": "cccc2222dddd", "ip": "10.0.0.3", "state": "RESTARTING",
+             "restarts": 1},
+            {"role": "serve", "app": "judge_app", "node_id": "aaaa1111bbbb", "ip": "10.0.0.2", "state": "ALIVE",
+             "restarts": 0},
+        ],
+        "retries": {"blocks_redone": 2, "engine_restarts": 1},
+    }  # fmt: skip
+    assert replica_lines(status) == [
+        "10.0.0.2 node aaaa1111: engine, judge_app",
+        "10.0.0.3 node cccc2222: engine restarting (restarted 1×)",
+    ]
+    assert retries_line(status) == "blocks redone 2, engine restarts 1"
+    assert replica_lines({}) == [] and retries_line({}) is None

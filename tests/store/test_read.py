@@ -145,3 +145,35 @@ def test_a_record_written_twice_counts_once(tmp_path):
     assert sorted(small["item_id"].to_pylist()) == sorted(table["item_id"].to_pylist())
     overall = [r for r in summarize_run(src).to_pylist() if r["group_field"] == "overall"]
     assert overall and all(r["n"] == 30 for r in overall)
+
+
+def test_a_record_judged_again_after_its_judge_failed_is_read_with_its_judgement_and_resumed_once(tmp_path):
+    """A judge outage outlasting every retry leaves records with a judge error; their answers are kept, a resume
+    judges them again, and readers then take the judged row, wherever it sits among the files."""
+    from evalsvc.store.index import scan_keys
+
+    spec = SyntheticRun(models=("m",), strategies=("basic",), benchmarks={"msb": "harm"}, n_items=10)
+    table = cell_table(spec, 0, "msb", 0, text_pool(20)).select(list(FILE_COLUMNS))
+    part = tmp_path / "runs" / "t" / "records" / "model=m" / "benchmark=msb" / "strategy=basic"
+    part.mkdir(parents=True)
+    judged = table.slice(0, 4)
+    failed = table.slice(4, 6)
+    failed = failed.set_column(failed.schema.get_field_index("error"), "error",
+                               pa.array(["judge: ActorDiedError: replica lost"] * 6))  # fmt: skip
+    failed = failed.set_column(failed.schema.get_field_index("score"), "score", pa.nulls(6, pa.float64()))
+    pq.write_table(pa.concat_tables([judged, failed]), part / "part-0.parquet")
+    records = str(tmp_path / "runs" / "t" / "records")
+    index = scan_keys([records], None)
+    keys = table["record_key"].to_pylist()
+    assert index.rejudge == set(keys[4:]) and index.present == set(keys[:4])
+    assert index.generated == set(keys)  # their answers are reused, not generated again
+
+    pq.write_table(table.slice(4, 3), part / "part-1.parquet")  # the resume judged three of them again
+    index = scan_keys([records], None)
+    assert index.rejudge == set(keys[7:]) and index.present == set(keys[:7])
+    small = read_small(records_dataset(open_run("t", str(tmp_path))), ("record_key", "score", "error"))
+    by_key = {r["record_key"]: r for r in small.to_pylist()}
+    assert small.num_rows == 10
+    assert [by_key[k]["error"] is None for k in keys] == [True] * 7 + [False] * 3
+    scores = dict(zip(keys, table["score"].to_pylist()))
+    assert all(by_key[k]["score"] == scores[k] for k in keys[:7])
