@@ -56,7 +56,8 @@ def ray_head(s3) -> Iterator[RayHead]:
 
 def start_head(env: dict[str, str], token: str) -> tuple[RayHead | None, str]:
     # Short and private: Ray's unix socket paths live under it (107-byte limit) and `ray_current_cluster` too,
-    # so a plain ray.init() elsewhere on the machine does not find this head.
+    # so a plain ray.init() elsewhere on the machine does not find this head. The worker node gets a folder of its
+    # own inside it (two raylets of one host would otherwise share socket names); stop_head finds both by the path.
     temp_dir = Path(tempfile.mkdtemp(prefix="evr", dir="/tmp"))
     dashboard = free_port()
     ports = {
@@ -69,7 +70,7 @@ def start_head(env: dict[str, str], token: str) -> tuple[RayHead | None, str]:
            "--temp-dir", str(temp_dir), *[str(x) for kv in ports.items() for x in kv]]
     worker = [str(VENV_BIN / "ray"), "start", "--address", f"127.0.0.1:{ports['--port']}", "--node-ip-address",
               "127.0.0.1", "--num-cpus", "16", "--object-store-memory", str(400 * 1024**2), "--disable-usage-stats",
-              "--temp-dir", str(temp_dir), *[str(x) for flag in AGENT_PORTS for x in (flag, free_port())]]
+              "--temp-dir", str(temp_dir / "w"), *[str(x) for flag in AGENT_PORTS for x in (flag, free_port())]]
     for step in (cmd, worker):
         try:
             started = subprocess.run(step, env=env, capture_output=True, text=True, timeout=240, start_new_session=True)
