@@ -1,7 +1,7 @@
 """Strict parsers that turn a guard model's raw answer into a `Verdict` (pass or block, and the categories named).
 
 A parser never guesses: an answer it cannot read unambiguously is parse_ok=False with the reason in `error`.
-Each format's corpus of realistic and malformed answers is in tests/guard/corpus/.
+Each format's corpus of realistic and malformed answers is in tests/specs/corpus/guard/.
 
 Rules shared by llama-guard and guard-classifier:
 - Accepted: any letter case, whitespace around lines and around `:` / `,`, blank lines (Llama Guard opens with

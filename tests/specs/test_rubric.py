@@ -25,7 +25,7 @@ from evalsvc.specs.rubric import (
 )
 
 REPO = Path(__file__).parents[2]
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).parent / "corpus" / "judge"
 UPSTREAM = REPO.parent / "shared" / "data" / "medsafetybench" / "RUBRIC.txt"
 needs_upstream = pytest.mark.usefixtures("upstream_rubric")
 

@@ -1,4 +1,4 @@
-"""Strict guard-answer parsers against a corpus of realistic and malformed answers (tests/guard/corpus/),
+"""Strict guard-answer parsers against a corpus of realistic and malformed answers (tests/specs/corpus/guard/),
 and the shipped formats' guided regexes against the same answers."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from evalsvc.errors import UserError
 from evalsvc.specs.guard_formats import load_guard_format
 from evalsvc.specs.guard_parsers import Verdict, get_parser, parser_names
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).parent / "corpus" / "guard"
 FILES = {
     "llama_guard.yaml": "llama-guard",
     "guard_classifier.yaml": "guard-classifier",

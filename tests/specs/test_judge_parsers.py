@@ -1,4 +1,4 @@
-"""Strict judge-answer parsers against a corpus of realistic and malformed answers (tests/judge/corpus/)."""
+"""Strict judge-answer parsers against a corpus of realistic and malformed answers (tests/specs/corpus/judge/)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from evalsvc.specs.judge_parsers import (
     parser_names,
 )
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).parent / "corpus" / "judge"
 
 
 def corpus(name: str) -> list[dict]:
