@@ -26,6 +26,7 @@ from evalsvc.store.uri import S3Conn, is_s3
 
 log = logging.getLogger(__name__)
 Counts = dict[str, list[int]]  # cell id -> [done, errors, parse failures]
+REPLICAS_EVERY_S = 10.0  # how often a live status re-reads where the model replicas are
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class Run:
     started_at: float = field(default_factory=time.time)  # UNIX time the run's timeline counts from
     timeline: dict[str, float] = field(default_factory=dict)  # event → seconds since started_at
     engines_before: frozenset[str] = frozenset()  # engine actors that existed before the run (not its own)
+    replicas: list[dict] | None = None  # where the model replicas are, as last read from Ray's actor table
+    replicas_read: float = 0.0  # monotonic time of that read
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -92,7 +95,7 @@ class Run:
         if state != "running":
             status.retries = self.retries() or None
         elif self.counter is not None:
-            status.replicas = _replicas()
+            status.replicas = self.where_replicas()
         doc = status.to_json()
         with self._lock:
             self.out.control.put_json(self.layout.status_json, doc)
@@ -110,6 +113,13 @@ class Run:
         except Exception as e:  # noqa: BLE001 - progress is informative: the records are the truth
             log.warning("progress: %s", type(e).__name__)
             return {}
+
+    def where_replicas(self, every_s: float = REPLICAS_EVERY_S) -> list[dict] | None:
+        """The replicas' nodes, read from Ray's actor table at most every `every_s` once there are some (the table
+        holds every actor of the cluster); until the first replica exists, at every status."""
+        if self.replicas is None or time.monotonic() - self.replicas_read >= every_s:
+            self.replicas, self.replicas_read = _replicas(), time.monotonic()
+        return self.replicas
 
     def retries(self) -> dict[str, int]:
         """Work redone after faults: engine actors restarted, blocks redone, judge calls that waited for a lost

@@ -68,3 +68,20 @@ def test_a_retried_block_has_the_same_id_and_a_different_block_another():
     assert block_id(rows) == block_id(list(reversed(rows)))
     assert block_id(rows) != block_id(rows[:1])
     assert block_id(rows) != block_id([{**r, "guardrail": "tg"} for r in rows])
+
+
+def test_a_live_status_rereads_replica_nodes_only_every_few_seconds_once_there_are_some(monkeypatch):
+    from evalsvc.pipeline import lifecycle
+
+    reads: list[int] = []
+    found: list[list[dict] | None] = [None, [{"role": "engine"}], [{"role": "engine"}, {"role": "serve"}]]
+    def read():
+        reads.append(1)
+        return found[min(len(reads) - 1, 2)]
+
+    monkeypatch.setattr(lifecycle, "_replicas", read)
+    run = lifecycle.Run(None, None, None)
+    assert run.where_replicas(every_s=60) is None  # nothing placed yet: read again next time
+    assert run.where_replicas(every_s=60) == [{"role": "engine"}]
+    assert run.where_replicas(every_s=60) == [{"role": "engine"}] and len(reads) == 2  # within 60 s: no read
+    assert len(run.where_replicas(every_s=0)) == 2 and len(reads) == 3
