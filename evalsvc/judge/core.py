@@ -1,15 +1,19 @@
-"""The judging core, free of Ray: one judge or a jury grades one answer with a rubric and returns the verdict.
+"""The judging core, free of Ray: one judge or a jury grades one answer with a rubric and returns the verdict, or
+grades each criterion of a rubric example (HealthBench format).
 
-The grid's judge stage, calibration slices and known-answer probes all call `Judging.judge`, so a judgement
-means the same wherever it is made; tests drive it with a fake client behind the ChatClient protocol.
+The grid's judge stage, calibration slices and known-answer probes all call `Judging.judge` (rubric examples
+`Judging.grade`), so a judgement means the same wherever it is made; tests drive it with a fake client behind the
+ChatClient protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 
 from evalsvc.engines.chat import ChatClient, ChatTarget, make_client
+from evalsvc.judge.criteria import CriterionVerdict, criterion_body, criterion_verdict, jury_met
 from evalsvc.judge.jury import Jury, Vote, cast_vote, joined_raw, verdict, votes_json
 from evalsvc.specs.rubric import Rubric
 
@@ -103,3 +107,30 @@ class Judging:
         (one,) = votes
         error = f"judge: {one.error}" if one.error else None
         return Judgement(one.score, one.label, one.parse_ok and error is None, one.raw, error, tuple(votes))
+
+    async def grade(self, rubric: Rubric, row: dict, response: str) -> list[CriterionVerdict]:
+        """Every criterion of the row's rubric example, graded concurrently by each voter (one request per voter
+        and criterion, within the one bound on requests in flight): a single judge's verdict, or the jury's."""
+        context = json.loads(row["rubric_json"])
+        question = row.get("question") or ""
+
+        async def one(c: dict) -> CriterionVerdict:
+            calls = [
+                cast_vote(name, self.clients[name],
+                          criterion_body(rubric, context, question, response, c, t.model_id, self.settings),
+                          rubric.parser, self.sem)
+                for name, t in self.members
+            ]  # fmt: skip
+            votes = list(await asyncio.gather(*calls))
+            if not self.is_jury:
+                (v,) = votes
+                return criterion_verdict(c, (v.label == "met") if v.parse_ok else None, v.parse_ok, v.raw, v.error)
+            met = jury_met(votes, c["points"])
+            failed = [v for v in votes if v.error]
+            error = None
+            if met is None and failed:
+                error = f"{len(failed)} of {len(votes)} jurors failed: " + "; ".join(f"{v.juror}: {v.error}" for v in failed)
+            return criterion_verdict(c, met, met is not None, joined_raw(votes), error[:1000] if error else None,
+                                     votes_json(votes))  # fmt: skip
+
+        return list(await asyncio.gather(*(one(c) for c in context["criteria"])))

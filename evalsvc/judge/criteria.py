@@ -1,18 +1,15 @@
-"""Rubric grading (HealthBench format): one judge call per (answer, criterion), each criterion's verdict, the score.
+"""Rubric grading (HealthBench format): the request for one (answer, criterion), a jury's verdict on a criterion,
+the verdict rows and the example's score. The judging core (judge/core.py) makes the calls.
 
 A criterion whose call failed or whose answer did not parse keeps met=None and counts in neither sum of the score.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from evalsvc.engines.chat import ChatClient, chat_with_retries
-from evalsvc.judge.jury import Vote, cast_vote, joined_raw, votes_json
-from evalsvc.specs.judge_parsers import parse
+from evalsvc.judge.jury import Vote
 from evalsvc.specs.rubric import Rubric
 
 
@@ -29,15 +26,6 @@ class CriterionVerdict:
     raw: str | None = None
     error: str | None = None
     votes: str | None = None  # a jury's votes as JSON
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who grades: the one judge (name "") or one juror, and the model id its requests carry."""
-
-    name: str
-    client: ChatClient
-    model_id: str
 
 
 def example_score(points: Sequence[float], met: Sequence[bool | None]) -> float | None:
@@ -92,42 +80,6 @@ def criterion_body(rubric: Rubric, context: dict, question: str, response: str, 
     return body
 
 
-async def grade_criteria(rubric: Rubric, row: dict, response: str, callers: list[Caller], settings,
-                         sem: asyncio.Semaphore, aggregate: str | None = None) -> list[CriterionVerdict]:  # fmt: skip
-    """Every criterion of the row's example, graded concurrently (at most `sem` calls in flight across the stage).
-
-    One caller: its verdict. Several (a jury): each juror votes; see `jury_met`.
-    """
-    context = json.loads(row["rubric_json"])
-    question = row.get("question") or ""
-
-    async def one(c: dict) -> CriterionVerdict:
-        if len(callers) == 1:
-            body = criterion_body(rubric, context, question, response, c, callers[0].model_id, settings)
-            return await _single(rubric, c, callers[0].client, body, sem)
-        calls = [cast_vote(k.name, k.client, criterion_body(rubric, context, question, response, c, k.model_id,
-                                                            settings), rubric.parser, sem) for k in callers]  # fmt: skip
-        votes = list(await asyncio.gather(*calls))
-        met = jury_met(votes, c["points"])
-        failed = [v for v in votes if v.error]
-        error = None
-        if met is None and failed:
-            error = f"{len(failed)} of {len(votes)} jurors failed: " + "; ".join(f"{v.juror}: {v.error}" for v in failed)
-        return _verdict(c, met, met is not None, joined_raw(votes), error[:1000] if error else None, votes_json(votes))
-
-    return list(await asyncio.gather(*(one(c) for c in context["criteria"])))
-
-
-async def _single(rubric: Rubric, c: dict, client: ChatClient, body: dict, sem: asyncio.Semaphore) -> CriterionVerdict:
-    try:
-        async with sem:
-            raw = await chat_with_retries(client, body)
-    except Exception as e:  # recorded in the criterion, never dropped
-        return _verdict(c, None, False, None, f"{type(e).__name__}: {str(e)[:300]}")
-    j = parse(rubric.parser, raw)
-    return _verdict(c, (j.label == "met") if j.parse_ok else None, j.parse_ok, raw)
-
-
 def jury_met(votes: list[Vote], points: float) -> bool | None:
     """The jury's verdict on one criterion: the majority of parsed votes, defined when at least half parsed.
 
@@ -144,7 +96,8 @@ def jury_met(votes: list[Vote], points: float) -> bool | None:
     return points < 0
 
 
-def _verdict(c: dict, met: bool | None, parse_ok: bool, raw: str | None, error: str | None = None,
-             votes: str | None = None) -> CriterionVerdict:  # fmt: skip
+def criterion_verdict(c: dict, met: bool | None, parse_ok: bool, raw: str | None, error: str | None = None,
+                      votes: str | None = None) -> CriterionVerdict:  # fmt: skip
+    """The verdict row of criterion `c` (one of the example's `criteria`)."""
     return CriterionVerdict(c["criterion_id"], c["criterion"], float(c["points"]), list(c.get("tags") or []), met,
                             parse_ok, raw, error, votes)  # fmt: skip

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from evalsvc.engines.chat import ChatClient, ChatTarget, ready
 from evalsvc.judge.core import SINGLE_JUDGE, JudgeSettings, Judging
-from evalsvc.judge.criteria import Caller, grade_criteria, record_fields
+from evalsvc.judge.criteria import record_fields
 from evalsvc.judge.jury import Jury
 from evalsvc.judge.mcq import extract_answer
 from evalsvc.specs.rubric import Rubric, load_rubric
@@ -119,21 +119,12 @@ class JudgeStage:
         rubric = self.rubrics[kind]
         rec.update(judge_model=self.cfg.target.label, rubric_id=rubric.id, rubric_version=rubric.version)
         if kind == "rubric":
-            rec.update(record_fields(await self._grade(rubric, row, rec["response"])))
+            rec.update(record_fields(await self.judging.grade(rubric, row, rec["response"])))
             return rec
         j = await self.judging.judge(rubric, row, rec["response"])  # a failed call is recorded, never dropped
         rec.update(judge_raw=j.raw, score=j.score, label=j.label, parse_ok=j.parse_ok, error=j.error,
                    judge_votes=j.votes_json)  # fmt: skip
         return rec
-
-    async def _grade(self, rubric: Rubric, row: dict, response: str):
-        """The row's criteria graded by the judge, or by every juror of a jury (criteria.grade_criteria)."""
-        if self.jurors:
-            callers = [Caller(name, self.jurors[name], t.model_id) for name, t in self.cfg.target.members]
-            return await grade_criteria(rubric, row, response, callers, self.cfg, self.sem, self.cfg.target.aggregate)
-        return await grade_criteria(rubric, row, response, [Caller("", self.client, self.cfg.target.model_id)],
-                                    self.cfg, self.sem)  # fmt: skip
-
 
 
 def tally(records: list[dict]) -> dict[str, list[int]]:

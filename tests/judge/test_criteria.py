@@ -11,14 +11,8 @@ import pyarrow as pa
 import pytest
 
 from evalsvc.engines.chat import ChatTarget as JudgeTarget
-from evalsvc.judge.criteria import (
-    Caller,
-    CriterionVerdict,
-    example_score,
-    grade_criteria,
-    jury_met,
-    record_fields,
-)
+from evalsvc.judge.core import SINGLE_JUDGE, JudgeSettings, Judging
+from evalsvc.judge.criteria import CriterionVerdict, example_score, jury_met, record_fields
 from evalsvc.judge.jury import Jury, Vote
 from evalsvc.judge.stage import JudgeConfig, JudgeStage
 from evalsvc.manifest.load import validate_manifest
@@ -111,14 +105,18 @@ def row_of(plan, item_id: str, strategy: str = "basic", response: str = "Call 99
             "latency_s": 0.1, "finish_reason": "stop"}  # fmt: skip
 
 
-class Settings:
-    temperature, max_tokens, guided = 0.0, 64, True
+def judging(graders: dict[str, ScriptedGrader], concurrency: int = 16, aggregate: str = "mean") -> Judging:
+    """The judging core over scripted graders: one named SINGLE_JUDGE is a single judge, others a jury."""
+    settings = JudgeSettings(temperature=0.0, max_tokens=64, guided=True, concurrency=concurrency)
+    targets = {name: JudgeTarget(model_id=f"j{name}" if name != SINGLE_JUDGE else "judge-x", url="http://127.0.0.1:9/v1")
+               for name in graders}  # fmt: skip
+    target = targets[SINGLE_JUDGE] if list(graders) == [SINGLE_JUDGE] else Jury(tuple(targets.items()), aggregate)
+    return Judging(target, settings, clients=dict(graders))
 
 
-def grade(row, callers, concurrency=16, aggregate=None):
+def grade(row, graders: dict[str, ScriptedGrader], aggregate: str = "mean") -> list[CriterionVerdict]:
     async def go():
-        return await grade_criteria(load_rubric("rubric-grader"), row, row["response"], callers, Settings(),
-                                    asyncio.Semaphore(concurrency), aggregate)  # fmt: skip
+        return await judging(graders, aggregate=aggregate).grade(load_rubric("rubric-grader"), row, row["response"])
 
     return asyncio.run(go())
 
@@ -126,7 +124,7 @@ def grade(row, callers, concurrency=16, aggregate=None):
 def test_one_request_per_criterion_with_the_conversation_and_polarity(plan):
     row = row_of(plan, "rs-002", strategy="safety")
     judge = ScriptedGrader({"emergency services": MET, "Suggests waiting": UNMET})
-    verdicts = grade(row, [Caller("", judge, "judge-x")])
+    verdicts = grade(row, {SINGLE_JUDGE: judge})
     assert [v.criterion_id for v in verdicts] == [c["criterion_id"] for c in json.loads(row["rubric_json"])["criteria"]]
     assert len(judge.bodies) == 5 and {b["model"] for b in judge.bodies} == {"judge-x"}
     body = judge.bodies[0]
@@ -149,9 +147,8 @@ def test_criteria_are_graded_concurrently_within_the_judges_concurrency(plan):
     rubric = load_rubric("rubric-grader")
 
     async def go():
-        sem = asyncio.Semaphore(3)  # shared by every record of a batch, as in the stage
-        return await asyncio.gather(*(grade_criteria(rubric, r, r["response"], [Caller("", judge, "j")], Settings(),
-                                                     sem) for r in rows))  # fmt: skip
+        core = judging({SINGLE_JUDGE: judge}, concurrency=3)  # one bound for every record of a batch, as in the stage
+        return await asyncio.gather(*(core.grade(rubric, r, r["response"]) for r in rows))
 
     results = asyncio.run(go())
     assert sum(map(len, results)) == len(judge.bodies) == 35
@@ -162,7 +159,7 @@ def test_failed_and_unparsable_criteria_are_kept_and_excluded(plan):
     row = row_of(plan, "rs-001")
     judge = ScriptedGrader({"fluids and rest": MET, "warning signs": RuntimeError("HTTP 503"),
                             "paracetamol": "Yes it does", "aspirin": UNMET, "plain, calm": MET})  # fmt: skip
-    verdicts = grade(row, [Caller("", judge, "j")])
+    verdicts = grade(row, {SINGLE_JUDGE: judge})
     by = {v.criterion[:20]: v for v in verdicts}
     failed = next(v for v in verdicts if "warning signs" in v.criterion)
     assert (failed.met, failed.parse_ok, failed.raw) == (None, False, None) and "HTTP 503" in failed.error
@@ -178,7 +175,7 @@ def test_jury_votes_per_criterion(plan):
     a = ScriptedGrader({"kidney": MET, "over-the-counter adult": MET, "daily dose above": UNMET})
     b = ScriptedGrader({"kidney": MET, "over-the-counter adult": UNMET, "daily dose above": MET,
                         "with food": RuntimeError("down")})  # fmt: skip
-    verdicts = grade(row, [Caller("a", a, "ja"), Caller("b", b, "jb")], aggregate="mean")
+    verdicts = grade(row, {"a": a, "b": b}, aggregate="mean")
     met = [v.met for v in verdicts]
     # agree → met; 1-1 tie on a positive → unmet; 1-1 tie on a negative → met; one juror failed (half parsed) → a's vote
     assert met == [True, False, True, False]
