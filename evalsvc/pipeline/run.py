@@ -90,7 +90,8 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             missing = sum(reuse.new_generations.values())
             raise UserError(f"{missing} generation(s) are not in the source run: rescoring never generates; "
                             "check that the manifest's models, benchmarks and strategies match the run")  # fmt: skip
-        probes = probing.run_probes_for(plan, list(judge_setup.rubric_refs(plan)), layout.uri, out.conn)
+        probes = probing.run_probes_for(plan, list(judge_setup.rubric_refs(plan)), layout.uri, out.conn,
+                                        reuse.sources, reuse.judge_sig)  # fmt: skip
         run.doc.reuse, run.doc.probes = reuse.report(), probes.note
         run.save()
         judged_apart = bool(calibration_items or probes.probes)  # probes: judge health even on a full cache

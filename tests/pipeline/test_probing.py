@@ -33,3 +33,48 @@ def test_a_resumed_run_keeps_the_probes_it_scored(tmp_path):
     write_probes(PROBE_SCHEMA.empty_table(), run_uri)
     run = run_probes_for(plan(tmp_path), ["high_risk"], run_uri, None)
     assert run.probes == [] and run.note["kept"] and run.note["file"].endswith("probes/judgements.parquet")
+
+
+def scored(run_uri: str, probes, sig: tuple[str, str, str], error: str | None = None) -> None:
+    """An earlier run's probe judgements: one single-judge row per probe, by the judge and rubric of `sig` (the
+    first row failed when `error` is given)."""
+    import pyarrow as pa
+
+    judge_model, rubric_id, rubric_version = sig
+    rows = [{name: None for name in PROBE_SCHEMA.names} | {
+        "run_id": "old", "kind": p.kind, "probe_id": p.probe_id, "juror": "judge", "judge_model": judge_model,
+        "rubric_id": rubric_id, "rubric_version": rubric_version, "label": p.expected_label, "parse_ok": True,
+        "agrees": True, "error": error if i == 0 else None} for i, p in enumerate(probes)]  # fmt: skip
+    write_probes(pa.Table.from_pylist(rows, schema=PROBE_SCHEMA), run_uri)
+
+
+def borrowing(tmp_path, error: str | None = None):
+    """A plan, its judge signatures, and an earlier run under its output root that scored its probes."""
+    from evalsvc.judge.setup import judge_signatures
+
+    p = plan(tmp_path)
+    sig = judge_signatures(p)
+    probes = run_probes_for(p, ["high_risk"], str(tmp_path / "first"), None).probes
+    old = tmp_path / "out" / "runs" / "old"
+    scored(str(old), probes, sig["high_risk"], error)
+    return p, sig, old
+
+
+def test_a_run_reusing_an_earlier_runs_records_borrows_its_probe_scores_from_the_same_judge(tmp_path):
+    import pyarrow.parquet as pq
+
+    p, sig, old = borrowing(tmp_path)
+    new = tmp_path / "out" / "runs" / "new"
+    run = run_probes_for(p, ["high_risk"], str(new), None, [str(old / "records")], sig)
+    assert run.probes == [] and run.note["reused_from"] == str(old / "probes" / "judgements.parquet")
+    lent = pq.read_table(new / "probes" / "judgements.parquet")
+    assert lent.num_rows == 16 and set(lent["run_id"].to_pylist()) == {"new"}
+    other = {k: ("another judge", *v[1:]) for k, v in sig.items()}  # a different judge scores them again
+    again = run_probes_for(p, ["high_risk"], str(tmp_path / "third"), None, [str(old / "records")], other)
+    assert len(again.probes) == 16 and "reused_from" not in again.note
+
+
+def test_probe_scores_with_an_error_are_not_borrowed(tmp_path):
+    p, sig, old = borrowing(tmp_path, error="judge: HTTP 503")
+    run = run_probes_for(p, ["high_risk"], str(tmp_path / "new"), None, [str(old / "records")], sig)
+    assert len(run.probes) == 16 and "reused_from" not in run.note

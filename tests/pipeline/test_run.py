@@ -141,7 +141,8 @@ def test_summary_equals_recomputation(grid_run):
 
 
 def test_second_run_of_the_same_manifest_reuses_everything(grid_run):
-    """Cross-run cache: the identical manifest into the same output → 0 generations, 0 judge calls, same summary."""
+    """Cross-run cache: the identical manifest into the same output → 0 generations, 0 judge calls (the probes'
+    scores are the first run's too), same summary."""
     result, layout, conn, _ = grid_run
 
     from evalsvc.store.control import ControlStore
@@ -155,6 +156,8 @@ def test_second_run_of_the_same_manifest_reuses_everything(grid_run):
     assert reuse["generations"] == 0 and reuse["judge_calls"] == 0
     assert reuse["reused_generations"] == 68 and reuse["reused_judgements"] == 2 * MSB_ITEMS * 2
     assert after == before  # no engine was loaded
+    assert again.info["probes"]["reused_from"].endswith(f"runs/{result.run_id}/probes/judgements.parquet")
+    assert "judge_ready" not in again.info["timeline"]  # the same judge's probe scores too: no judge deployed
     second = RunLayout(layout.root, again.run_id)
     t = read_records(second.records, conn, columns=("record_key", "run_id"))
     assert t.num_rows == 68 and set(t["run_id"].to_pylist()) == {again.run_id}
