@@ -47,6 +47,10 @@ class EngineSpec:
     # Extra vLLMEngineProcessorConfig fields (e.g. max_pending_requests), merged over evalsvc's own; the
     # bench sets them, manifests do not expose them.
     processor_overrides: dict | None = None
+    # vLLM's per-request stats (`metrics` on each row) and its periodic stats log; the bench reads the stats. Off in
+    # runs: a batch whose rows all failed carries `metrics` as nulls, and Ray Data 2.60 cannot concatenate that block
+    # with one whose `metrics` are structs (TypeError in _backfill_missing_fields), which failed the whole run.
+    request_stats: bool = False
 
 
 def engine_kwargs(spec: EngineSpec) -> dict:
@@ -98,7 +102,7 @@ def build_candidate_processor(
         chat_stage["chat_template"] = spec.chat_template
     fields = dict(
         model_source=spec.source,
-        engine_kwargs=engine_kwargs(spec),
+        engine_kwargs={**engine_kwargs(spec), "disable_log_stats": not spec.request_stats},
         # (n, n): a fixed pool of n engines. A bare n is an autoscaling pool of 1..n in ray.data.llm 2.60, which
         # starts one engine and adds more only under load, so `replicas: 2` could run on one engine (and one node).
         concurrency=(spec.replicas, spec.replicas),

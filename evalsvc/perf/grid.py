@@ -82,8 +82,8 @@ def spec_for(plan: Plan, **overrides: Any) -> EngineSpec:
 
 def vllm_stage(spec: EngineSpec) -> Stage:
     """The product's candidate processor (`spec.processor_overrides` carries bench-only levers such as
-    max_pending_requests), with the engine-core timestamps kept."""
-    return build_candidate_processor(spec, to_engine_row, timed_from_engine_row)
+    max_pending_requests), with vLLM's per-request stats on to keep the engine-core timestamps."""
+    return build_candidate_processor(replace(spec, request_stats=True), to_engine_row, timed_from_engine_row)
 
 
 def timed_from_engine_row(row: dict) -> dict:

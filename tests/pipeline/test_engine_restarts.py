@@ -23,6 +23,30 @@ def test_the_engine_stage_has_a_restart_budget(ray_local, tiny_model):
     assert all("max_restarts" not in s.map_batches_kwargs for name, s in stages.items() if "vLLMEngine" not in name)
 
 
+@pytest.mark.slow
+def test_runs_leave_per_request_stats_off_so_a_wholly_failed_batch_joins_the_others(ray_local, tiny_model):
+    """With stats on, a batch whose rows all failed carries `metrics` as nulls and a successful one as structs, and
+    Ray Data cannot concatenate the two blocks (a run with one over-long prompt failed whole); the bench keeps them."""
+    import pyarrow as pa
+    from ray.data._internal.arrow_ops.transform_pyarrow import concat
+
+    from evalsvc.perf.grid import vllm_stage
+
+    def engine_kwargs(stages):
+        (engine,) = [s for name, s in stages.items() if "vLLMEngine" in name]
+        return engine.fn_constructor_kwargs["engine_kwargs"]
+
+    spec = EngineSpec(source=str(tiny_model), engine_args={}, replicas=1, cpu=True, batch_size=4)
+    assert engine_kwargs(build_candidate_processor(spec, to_engine_row, from_engine_row).stages)["disable_log_stats"]
+    assert not engine_kwargs(vllm_stage(spec).stages)["disable_log_stats"]
+    failed = pa.Table.from_pylist([{"__data": {"generated_text": "", "metrics": None}}])
+    with_stats = pa.Table.from_pylist([{"__data": {"generated_text": "ok", "metrics": {"queued_ts": 1.0}}}])
+    with pytest.raises(TypeError):
+        concat([with_stats, failed])
+    without = pa.Table.from_pylist([{"__data": {"generated_text": "ok", "metrics": None}}])
+    assert concat([without, failed]).num_rows == 2
+
+
 
 def test_replicas_of_one_checkpoint_get_a_spread_group_with_a_bundle_each(ray_local, tiny_model):
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
