@@ -88,11 +88,12 @@ class JudgeStage:
         self.seen_rows = True
         if any(needs_call(r) for r in rows):  # a judge still starting in the background: answers wait here
             await ready([self.client] if self.client is not None else self.jurors.values())
-        records = await asyncio.gather(*(self._record(r) for r in rows))
+        verdicts = await asyncio.gather(*(self._verdict(r) for r in rows))
+        records = with_verdicts(base_records(batch, self.cfg.run_id), verdicts)
         if self.progress is not None:
-            self.progress.add.remote(tally(records), time.time(), f"judged:{block}")
+            self.progress.add.remote(tally(records.select(TALLY_COLUMNS).to_pylist()), time.time(), f"judged:{block}")
             self._report_waits()
-        yield pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+        yield records
 
     def _report_waits(self) -> None:
         clients = self.judging.clients.values() if self.judging is not None else ()
@@ -102,29 +103,33 @@ class JudgeStage:
             self.waits_reported = waits
 
     async def _record(self, row: dict) -> dict:
-        rec = base_record(row, self.cfg.run_id)
-        if rec["error"] is not None:
-            return rec
-        kind = row["benchmark_kind"]
+        """One row's whole record (the batch path builds the same records column by column)."""
+        return {**base_record(row, self.cfg.run_id), **await self._verdict(row)}
+
+    async def _verdict(self, row: dict) -> dict:
+        """The record fields the judgement sets for `row` (none for a failed generation)."""
+        if row.get("error") is not None:
+            return {}
+        kind, response = row["benchmark_kind"], row.get("response")
         if kind == "mcq":
             options = json.loads(row["options_json"]) if row.get("options_json") else None
-            letter, ok, _how = extract_answer(rec["response"], row["option_letters"] or "ABCDE", options)
-            rec.update(label=letter, parse_ok=ok, score=None if not ok else float(letter == row["answer"]))
-            return rec
+            letter, ok, _how = extract_answer(response, row["option_letters"] or "ABCDE", options)
+            return {"label": letter, "parse_ok": ok, "score": None if not ok else float(letter == row["answer"])}
         if row.get("reused_judgement"):  # an earlier run's judgement by the same judge and rubric version
-            rec.update({k: row[f"cached_{k}"] for k in JUDGE_COLUMNS})
+            out = {k: row[f"cached_{k}"] for k in JUDGE_COLUMNS}
             for k in NESTED_JUDGE_COLUMNS:
-                rec[k] = json.loads(rec[k]) if rec[k] else None
-            return rec
+                out[k] = json.loads(out[k]) if out[k] else None
+            return out
         rubric = self.rubrics[kind]
-        rec.update(judge_model=self.cfg.target.label, rubric_id=rubric.id, rubric_version=rubric.version)
+        out = {"judge_model": self.cfg.target.label, "rubric_id": rubric.id, "rubric_version": rubric.version}
         if kind == "rubric":
-            rec.update(record_fields(await self.judging.grade(rubric, row, rec["response"])))
-            return rec
-        j = await self.judging.judge(rubric, row, rec["response"])  # a failed call is recorded, never dropped
-        rec.update(judge_raw=j.raw, score=j.score, label=j.label, parse_ok=j.parse_ok, error=j.error,
-                   judge_votes=j.votes_json)  # fmt: skip
-        return rec
+            return {**out, **record_fields(await self.judging.grade(rubric, row, response))}
+        j = await self.judging.judge(rubric, row, response)  # a failed call is recorded, never dropped
+        return {**out, "judge_raw": j.raw, "score": j.score, "label": j.label, "parse_ok": j.parse_ok,
+                "error": j.error, "judge_votes": j.votes_json}  # fmt: skip
+
+
+TALLY_COLUMNS = ("cell_id", "error", "parse_ok", "criteria")
 
 
 def tally(records: list[dict]) -> dict[str, list[int]]:
@@ -179,6 +184,46 @@ def base_record(row: dict, run_id: str) -> dict:
     if row.get("rubric_json"):  # a rubric example's tags (theme:*) group its records in the summary
         rec["example_tags"] = json.loads(row["rubric_json"]).get("tags") or []
     return rec
+
+
+# Record columns taken from a differently named row column; the judgement's own columns start empty.
+_FROM_ROW = {"model": "candidate", "messages": "messages_json"}
+_EMPTY = {"run_id", "parse_ok", "example_tags", *NESTED_JUDGE_COLUMNS}
+
+
+def base_records(batch: pa.Table, run_id: str) -> pa.Table:
+    """`base_record` for a whole batch, built column by column from the batch's own columns."""
+    n = batch.num_rows
+    columns = []
+    for f in RECORD_SCHEMA:
+        name = _FROM_ROW.get(f.name, f.name)
+        if f.name not in _EMPTY and name in batch.column_names:
+            columns.append(batch.column(name).cast(f.type))
+        else:
+            columns.append(pa.nulls(n, f.type))
+    table = pa.Table.from_arrays(columns, schema=RECORD_SCHEMA)
+    table = _set(table, "run_id", [run_id] * n)
+    table = _set(table, "parse_ok", [False] * n)
+    if "rubric_json" in batch.column_names and batch.column("rubric_json").null_count < n:
+        tags = [json.loads(r).get("tags") or [] if r else None for r in batch.column("rubric_json").to_pylist()]
+        table = _set(table, "example_tags", tags)
+    return table
+
+
+def with_verdicts(records: pa.Table, verdicts: list[dict]) -> pa.Table:
+    """`records` with each row's judgement fields set (a verdict names only the fields it sets)."""
+    for name in sorted({k for v in verdicts for k in v}):
+        values = records.column(name).to_pylist()
+        for i, v in enumerate(verdicts):
+            if name in v:
+                values[i] = v[name]
+        records = _set(records, name, values)
+    return records
+
+
+def _set(table: pa.Table, name: str, values: list) -> pa.Table:
+    i = table.schema.get_field_index(name)
+    return table.set_column(i, table.schema.field(i), pa.array(values, table.schema.field(i).type))
 
 
 def _progress_handle(name: str | None):

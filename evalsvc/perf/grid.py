@@ -15,10 +15,10 @@ from typing import Any
 import pyarrow as pa
 
 from evalsvc.engines.vllm import EngineSpec, build_candidate_processor, from_engine_row, to_engine_row
-from evalsvc.judge.stage import base_record
+from evalsvc.judge.stage import base_records
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.plan.grid import Plan, build_plan
-from evalsvc.store.record import PARTITION_COLS, RECORD_SCHEMA
+from evalsvc.store.record import PARTITION_COLS
 from evalsvc.store.row import PLAN_COLUMNS
 from evalsvc.store.uri import S3Conn, filesystem
 
@@ -123,8 +123,7 @@ class RecordStage:
         self.run_id = run_id
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        records = [base_record(r, self.run_id) for r in batch.to_pylist()]
-        table = pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
+        table = base_records(batch, self.run_id)
         for name in TIMING_COLUMNS:
             if name in batch.column_names:
                 table = table.append_column(name, batch.column(name).cast(pa.float64()))

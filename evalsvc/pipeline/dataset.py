@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from evalsvc.benchmarks.item import Item
 from evalsvc.plan.grid import BenchmarkPlan, ModelPlan, Plan, expand_item
+from evalsvc.store.row import PLAN_SCHEMA
 from evalsvc.strategies import Strategy
 
 # Each block is an Arrow table plus an object reference the driver holds and a task to schedule: past a few
@@ -63,20 +64,27 @@ def engine_dataset(plan: Plan, model_names: list[str], skip: set[str] | None = N
         frozenset(skip or ()),
         None if only is None else frozenset(only),
     )
-    return ds.flat_map(expander, num_cpus=0.25)
+    # batch_size=None: one call per shipped block, which becomes one block of rows built column by column
+    return ds.map_batches(expander, batch_format="pyarrow", batch_size=None, num_cpus=0.25)
 
 
 class _Expander:
-    """Picklable row expander (a plain function closing over the plan would drag the whole plan along)."""
+    """Picklable block expander (a plain function closing over the plan would drag the whole plan along): a block
+    of items → the block of their rows (strategies × samples), minus `skip` or just those in `only`."""
 
     def __init__(self, models: dict[str, ModelPlan], benches: dict[str, BenchmarkPlan], strategies: list[Strategy],
                  skip: frozenset[str], only: frozenset[str] | None):  # fmt: skip
         self.models, self.benches, self.strategies = models, benches, strategies
         self.skip, self.only = skip, only
 
-    def __call__(self, row: dict) -> list[dict]:
-        item = Item(**json.loads(row["item"]))
-        rows = expand_item(item, self.models[row["model"]], self.benches[row["benchmark"]], self.strategies)
-        if self.only is not None:
-            return [r for r in rows if r["record_key"] in self.only]
-        return [r for r in rows if r["record_key"] not in self.skip]
+    def __call__(self, block: pa.Table) -> pa.Table:
+        columns: dict[str, list] = {name: [] for name in PLAN_SCHEMA.names}
+        for model, bench, item in zip(*(block.column(c).to_pylist() for c in ("model", "benchmark", "item"))):
+            for row in expand_item(Item(**json.loads(item)), self.models[model], self.benches[bench], self.strategies):
+                if self._keep(row["record_key"]):
+                    for name, values in columns.items():
+                        values.append(row[name])
+        return pa.table(columns, schema=PLAN_SCHEMA)
+
+    def _keep(self, key: str) -> bool:
+        return key in self.only if self.only is not None else key not in self.skip

@@ -5,6 +5,7 @@ A record key covers what changes a candidate's output; a judgement key adds the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
@@ -45,6 +46,7 @@ def record_key(model_fp: str, messages: list[dict], sampling: dict, sample_index
                    "item": [benchmark, item_id]})  # fmt: skip
 
 
+@functools.lru_cache(maxsize=65536)  # asked for once per item × strategy while rows are expanded
 def cell_id(model: str, benchmark: str, strategy: str, guardrail: str | None = None) -> str:
     parts = [model, benchmark, strategy] + ([guardrail] if guardrail is not None else [])
     return "c" + digest(parts, 11)

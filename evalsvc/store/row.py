@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+import pyarrow as pa
+
 from evalsvc.store.record import CATEGORY_FIELDS
 
 # The benchmark kinds: how an answer is scored. mcq answers are parsed; the others are judged with a rubric
@@ -27,6 +29,10 @@ PLAN_COLUMNS = (
     "rubric_json",  # rubric: the example's conversation, criteria and tags as JSON (null for other kinds)
     "n_criteria",  # rubric: grader calls per generation (0 for other kinds)
 )  # fmt: skip
+# Their types, so an expanded block is built column by column (and a block whose `lora` is all null still has the
+# same schema as one with adapters: Ray Data cannot join a null-typed column to a typed one inside a struct).
+_INT_PLAN_COLUMNS = ("sample_index", "n_criteria")
+PLAN_SCHEMA = pa.schema([(c, pa.int64() if c in _INT_PLAN_COLUMNS else pa.string()) for c in PLAN_COLUMNS])
 # Added by the candidate stage (vLLM engine, endpoint, or the cache): the answer or the reason there is none.
 GENERATION_COLUMNS = ("response", "prompt_tokens", "completion_tokens", "latency_s", "finish_reason", "error")
 # Added by the guard stage: one row per guardrail arm.

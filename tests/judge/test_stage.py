@@ -13,6 +13,7 @@ from evalsvc.engines.chat import ChatTarget
 from evalsvc.errors import SystemError_
 from evalsvc.judge.stage import JudgeConfig, JudgeStage, needs_call
 from evalsvc.specs.rubric import default_rubric
+from evalsvc.store.record import RECORD_SCHEMA
 from evalsvc.store.row import JUDGE
 
 
@@ -77,3 +78,25 @@ def test_rows_without_a_judge_call_do_not_wait():
     records = run_batch(stage_with(judge), rows[:2])
     assert judge.log == []
     assert records[0]["label"] == "A" and records[1]["error"] == "generation: boom"
+
+
+def test_a_batch_builds_the_same_records_as_row_by_row():
+    """The batch path builds records column by column; `_record` row by row: MCQ, judged, failed, reused, rubric."""
+    criteria = json.dumps([{"criterion_id": "0-a", "criterion": "Advises care", "points": 5.0, "tags": [], "met": True,
+                            "parse_ok": True, "raw": "yes", "error": None, "votes": None}])  # fmt: skip
+    reused = {f"cached_{k}": None for k in ("judge_model", "rubric_id", "rubric_version", "judge_raw", "label",
+                                            "judge_votes", "criteria")}  # fmt: skip
+    blank = {**reused, "cached_score": None, "cached_parse_ok": None, "reused_judgement": None, "rubric_json": None,
+             "sample_index": 0, "prompt_tokens": 1, "latency_s": None}  # fmt: skip
+    reused |= {"cached_score": 2.0, "cached_parse_ok": True, "cached_judge_raw": "#score: 2"}
+    rows = [row("mcq", 1, response="Answer: B", sample_index=3, prompt_tokens=7, latency_s=0.5),
+            row("harm", 2), row("harm", 3, error="generation: boom", response=None),
+            row("harm", 4, reused_judgement=True, **reused),
+            row("rubric", 5, reused_judgement=True, rubric_json=json.dumps({"tags": ["theme:hedging"]}),
+                **reused | {"cached_criteria": criteria})]  # fmt: skip
+    rows = [{**blank, **r} for r in rows]  # one table: every row names every column
+    stage = stage_with(StartingJudge())
+    one_by_one = [asyncio.run(stage._record(r)) for r in rows]
+    assert run_batch(stage, rows) == pa.Table.from_pylist(one_by_one, schema=RECORD_SCHEMA).to_pylist()
+    assert [r["score"] for r in one_by_one] == [0.0, 1.0, None, 2.0, 2.0]
+    assert one_by_one[4]["example_tags"] == ["theme:hedging"] and one_by_one[4]["criteria"][0]["met"] is True
