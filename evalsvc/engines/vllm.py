@@ -94,8 +94,8 @@ def build_candidate_processor(
     if spec.lora_models:  # base and adapter rows share this engine: each row names what it runs on
         preprocess = functools.partial(with_lora_model, preprocess, spec.source, dict(spec.lora_models))
 
-    # The light stages around the engine get a fraction of a CPU each: on a small machine whole CPUs for
-    # them starve the row expansion upstream and the pipeline stalls.
+    # The chat-template stage gets a fraction of a CPU: on a small machine a whole CPU for it starves the row
+    # expansion upstream and the pipeline stalls.
     light = {"enabled": True, "num_cpus": LIGHT_STAGE_CPUS}
     chat_stage: dict = dict(light)
     if spec.chat_template:
@@ -113,8 +113,10 @@ def build_candidate_processor(
         runtime_env=runtime_env(spec),
         should_continue_on_error=True,
         chat_template_stage=chat_stage,
-        tokenize_stage=dict(light),
-        detokenize_stage=dict(light),
+        # vLLM tokenizes a text prompt and detokenizes its output itself: separate tokenize and detokenize
+        # stages would only add two actors (each importing transformers and torch) to every run's start-up.
+        tokenize_stage={"enabled": False},
+        detokenize_stage={"enabled": False},
         dynamic_lora_loading_path=spec.lora_dir,
     )
     fields.update(spec.processor_overrides or {})

@@ -21,6 +21,8 @@ def test_the_engine_stage_has_a_restart_budget(ray_local, tiny_model):
     kwargs = engine[0].map_batches_kwargs
     assert kwargs["max_restarts"] == ENGINE_RESTARTS and kwargs["max_task_retries"] == -1  # tasks wait out a restart
     assert all("max_restarts" not in s.map_batches_kwargs for name, s in stages.items() if "vLLMEngine" not in name)
+    # the engine tokenizes and detokenizes itself: no extra actors for it in every run's start-up
+    assert not [name for name in stages if "tokenize" in name.lower()] and any("ChatTemplate" in n for n in stages)
 
 
 @pytest.mark.slow
@@ -47,7 +49,7 @@ def test_runs_leave_per_request_stats_off_so_a_wholly_failed_batch_joins_the_oth
     assert concat([without, failed]).num_rows == 2
 
 
-
+@pytest.mark.slow
 def test_replicas_of_one_checkpoint_get_a_spread_group_with_a_bundle_each(ray_local, tiny_model):
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
