@@ -264,7 +264,9 @@ def settle_engine_row(row: dict) -> dict:
 
 def _failed_prompt_tokens(row: dict, err: str) -> int | None:
     """The prompt's token count of a failed row: the tokenize stage's output if the row kept it, else the count the
-    engine's message names ("your prompt contains 1283 input tokens", "prompt (length 1283)"); None if neither."""
+    engine's message names ("your prompt contains 1283 input tokens", "prompt (length 1283)"); None if neither.
+    For a text prompt vLLM tokenizes only up to max_model_len + 1 tokens and says "contains at least 1025": the
+    record then holds that lower bound, and the error keeps the engine's words."""
     tokens = row.get("tokenized_prompt")
     if tokens is not None and hasattr(tokens, "__len__") and len(tokens):
         return len(tokens)

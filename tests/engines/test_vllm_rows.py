@@ -55,6 +55,8 @@ def test_a_row_the_engine_failed_reaches_the_record_with_its_reason():
     # without the tokenize stage's output the count comes from the engine's message (either wording of vLLM's)
     del internal["tokenized_prompt"]
     assert settle_engine_row(internal)["prompt_tokens"] == 1283
+    bounded = TOO_LONG.replace("contains 1283", "contains at least 1025")  # a text prompt, tokenized up to the limit
+    assert settle_engine_row({**internal, "__inference_error__": bounded})["prompt_tokens"] == 1025
     older = "VLLMValidationError: The decoder prompt (length 1400) is longer than the maximum model length of 1024."
     assert settle_engine_row({**internal, "__inference_error__": older})["prompt_tokens"] == 1400
     assert settle_engine_row({**internal, "__inference_error__": "RuntimeError: boom"})["prompt_tokens"] is None
