@@ -5,11 +5,18 @@ Session-scoped things start once per pytest run; each test gets its own S3 prefi
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# vLLM's engine core in the process that loads it: on CPU, V1 multiprocessing starts two more Pythons per engine
+# (engine core and worker), each importing torch and vLLM again. The tests' tiny-model runs generate a few hundred
+# tokens, so start-up is nearly all they cost (a judged one-cell run: 146 s instead of 164 s here). Product runs
+# keep vLLM's default (docs/performance.md). Set before any Ray starts, so every raylet and job inherits it.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 REPO = Path(__file__).parents[1]
 SHARED = REPO.parent / "shared"
@@ -102,3 +109,23 @@ def guarded_run(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("out"))
     write_synthetic_run(root, "guarded", SyntheticRun(n_items=40, guardrails=("none", "guard-a", "guard-b")))
     return open_run("guarded", root)
+
+
+# Fixtures that start Ray (a local one, a multi-node one, a head node): a test using one belongs to the slow tier,
+# whether or not its module says so, so that `-m "not slow"` never starts Ray.
+RAY_FIXTURES = frozenset({"ray_local", "cluster", "ray_head"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """With $EVALSVC_TEST_TIMES set, append `seconds<TAB>phase<TAB>test id` per phase as it ends: a run cut short
+    by a time limit still shows where its time went (pytest's own --durations prints only at the end)."""
+    path = os.environ.get("EVALSVC_TEST_TIMES")
+    if path:
+        with open(path, "a") as out:
+            out.write(f"{report.duration:.2f}\t{report.when}\t{report.nodeid}\n")

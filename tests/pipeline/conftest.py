@@ -29,7 +29,7 @@ def tiny_mcq_manifest(name: str, model_dir, uri: str, strategies: list[str], sam
                     "engine_args": {"dtype": "float32", "max_model_len": 1024, "enforce_eager": True}}],
         "benchmarks": [{"name": "mcq", "dataset": "medguard"}],
         "strategies": strategies,
-        "sampling": {"max_tokens": 96, "n": samples, "temperature": 0.0},
+        "sampling": {"max_tokens": 32, "n": samples, "temperature": 0.0},
         "output": {"uri": uri, "cache": False},
         "resources": {"batch_size": 8, "max_concurrent_batches": 1},
     }

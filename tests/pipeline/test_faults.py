@@ -1,5 +1,5 @@
-"""Faults mid-run: an engine actor killed (Ray restarts it), the S3 server down for 30 s (writes retry), and an
-outage beyond the retry budget (a clear failure, records already written stay readable)."""
+"""Faults mid-run: an engine actor killed and the S3 server down for 30 s in one run (Ray restarts the actor,
+writes retry), and an outage beyond the retry budget (a clear failure, records already written stay readable)."""
 
 from __future__ import annotations
 
@@ -65,21 +65,6 @@ def _exact(layout: RunLayout, conn) -> list[str]:
     return keys
 
 
-def test_engine_actor_killed_mid_run(ray_local, tiny_model, tmp_path):
-    from ray._private import state
-
-    layout = RunLayout(str(tmp_path / "out"), "actor-kill")
-    run = Background(validate_manifest(mcq_manifest(tiny_model, layout.root)), layout.run_id)
-    _wait_for_records(layout, None, run)
-    engines = [a for a in state.actors().values()
-               if "vLLMEngineStageUDF" in a["ActorClassName"] and a["State"] == "ALIVE"]  # fmt: skip
-    assert run.thread.is_alive() and engines, "the run finished before the fault could be injected"
-    os.kill(engines[0]["Pid"], 9)
-    run.join()
-    assert run.error is None, run.error
-    assert len(_exact(layout, None)) == TOTAL
-
-
 @pytest.fixture
 def private_s3(tmp_path):
     with DevS3(tmp_path / "s3") as server:
@@ -91,17 +76,27 @@ def private_s3(tmp_path):
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
-def test_s3_down_for_30s_mid_run_then_back(ray_local, tiny_model, private_s3):
-    layout = RunLayout("s3://faults/outage", "outage-30s")
+def test_engine_actor_killed_and_s3_down_for_30s_mid_run(ray_local, tiny_model, private_s3):
+    """Two faults in one run (one engine load instead of two): the engine actor is killed (Ray restarts it and
+    redoes its batch), and while it reloads the S3 server is down for 30 s (the writes retry). Every planned
+    record is written exactly once."""
+    from ray._private import state
+
+    layout = RunLayout("s3://faults/outage", "kill-and-outage")
     conn = S3Conn.from_options(None)
     run = Background(validate_manifest(mcq_manifest(tiny_model, layout.root)), layout.run_id)
     _wait_for_records(layout, conn, run)
+    engines = [a for a in state.actors().values()
+               if "vLLMEngineStageUDF" in a["ActorClassName"] and a["State"] == "ALIVE"]  # fmt: skip
+    assert run.thread.is_alive() and engines, "the run finished before the faults could be injected"
+    os.kill(engines[0]["Pid"], 9)
     private_s3.stop()
     time.sleep(30)
     private_s3.restart()
     run.join()
     assert run.error is None, run.error
     assert len(_exact(layout, conn)) == TOTAL
+    assert (run.result.info.get("retries") or {}).get("engine_restarts", 0) >= 1, run.result.info.get("retries")
 
 
 def test_s3_outage_beyond_the_retry_budget_fails_clearly_with_data_intact(ray_local, tiny_model, private_s3):

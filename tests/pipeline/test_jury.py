@@ -136,7 +136,7 @@ def test_calibration_parquet_and_teardown(jury_run, s3_keys):
     table = pq.read_table(path, filesystem=fs)
     assert table.num_rows == CALIBRATION_ROWS * 3  # 2 jurors + the jury's verdict per row
     apps = serve.status().applications
-    assert not any(name.startswith("judge_app") for name in apps)  # both juror apps were deleted
+    assert not any(name.startswith("judge_app-") for name in apps)  # both juror apps were deleted
 
 
 def evalsvc(*args: str, env: dict) -> subprocess.CompletedProcess:

@@ -55,7 +55,7 @@ def rubric_runs(ray_local, tiny_model, s3, tmp_path_factory):
     with env_vars(s3.env()):
         m = validate_manifest(manifest(str(tiny_model), f"s3://evalsvc-test/{prefix}/data/hb.jsonl",
                                        str(tmp / "grader.yaml"), f"s3://evalsvc-test/{prefix}/out"))  # fmt: skip
-        first = execute(m, RunOptions())
+        first = execute(m, RunOptions(keep_judge=True))  # test_run's judge (same config) reuses it
         second = execute(m, RunOptions())  # everything is in the first run: no engine, no judge
         yield first, second, m, S3Conn.from_options(m.output.s3)
 
