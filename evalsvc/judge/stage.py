@@ -103,8 +103,9 @@ class JudgeStage:
             self.waits_reported = waits
 
     async def _record(self, row: dict) -> dict:
-        """One row's whole record (the batch path builds the same records column by column)."""
-        return {**base_record(row, self.cfg.run_id), **await self._verdict(row)}
+        """One row's whole record, as the batch path builds it."""
+        (base,) = base_records(pa.Table.from_pylist([row]), self.cfg.run_id).to_pylist()
+        return {**base, **await self._verdict(row)}
 
     async def _verdict(self, row: dict) -> dict:
         """The record fields the judgement sets for `row` (none for a failed generation)."""
@@ -169,30 +170,14 @@ def needs_call(row: dict) -> bool:
     return row["benchmark_kind"] != "mcq" and row.get("error") is None and not row.get("reused_judgement")
 
 
-def base_record(row: dict, run_id: str) -> dict:
-    """A RECORD_SCHEMA record holding the candidate half of `row`; judgement fields stay empty (parse_ok false)."""
-    rec = {name: None for name in RECORD_SCHEMA.names}
-    for name in RECORD_SCHEMA.names:
-        if name in row:
-            rec[name] = row[name]
-    rec.update(
-        run_id=run_id,
-        model=row["candidate"],
-        messages=row["messages_json"],
-        parse_ok=False,
-    )
-    if row.get("rubric_json"):  # a rubric example's tags (theme:*) group its records in the summary
-        rec["example_tags"] = json.loads(row["rubric_json"]).get("tags") or []
-    return rec
-
-
 # Record columns taken from a differently named row column; the judgement's own columns start empty.
 _FROM_ROW = {"model": "candidate", "messages": "messages_json"}
 _EMPTY = {"run_id", "parse_ok", "example_tags", *NESTED_JUDGE_COLUMNS}
 
 
 def base_records(batch: pa.Table, run_id: str) -> pa.Table:
-    """`base_record` for a whole batch, built column by column from the batch's own columns."""
+    """RECORD_SCHEMA records holding the candidate half of `batch`, column by column; the judgement's fields stay
+    empty (parse_ok false) and a rubric example's tags (theme:*) group its records in the summary."""
     n = batch.num_rows
     columns = []
     for f in RECORD_SCHEMA:
