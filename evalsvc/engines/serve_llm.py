@@ -1,6 +1,9 @@
-"""The one place evalsvc touches Ray Serve LLM: deploy the judge app and call it through a deployment handle.
+"""Where evalsvc drives Ray Serve LLM: deploy the judge app and call it through a deployment handle.
 
-The judge is a separate Serve application (`LLMConfig` + `build_openai_app`), reused when already running.
+The judge is a separate Serve application of one deployment (`LLMConfig` + `build_llm_deployment`, with the replica
+class of engines/serve_replica.py), reused when already running. No OpenAI ingress: evalsvc reaches its apps through
+deployment handles only, so an ingress would be one more process importing vLLM and torch per app.
+Callers send plain dicts; nothing here imports vLLM's request or response classes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from evalsvc.engines.startup import DEPLOY_TIMEOUT_S
 from evalsvc.engines.vllm import CPU_ENGINE_DEFAULTS, CPU_ENV
 from evalsvc.errors import MissingExtra, SystemError_
 
+REPLICA_CLS = "evalsvc.engines.serve_replica:DictChatServer"
 REPLICA_WAIT_S = 900.0  # how long a call waits for a lost replica to be replaced (a node replaced, the model reloading)
 
 
@@ -25,16 +29,16 @@ class AppDeployment:
 
     @property
     def deployment(self) -> str:
-        return f"LLMServer:{self.model_id}"
+        return f"DictChatServer:{self.model_id}"  # build_llm_deployment's name: the replica class, then the model id
 
 
 def _serve():
     try:
         from ray import serve
-        from ray.serve.llm import LLMConfig, build_openai_app
+        from ray.serve.llm import LLMConfig, build_llm_deployment
     except ImportError as e:  # pragma: no cover - depends on the install
         raise MissingExtra("Ray Serve LLM (ray[serve])", "cpu") from e
-    return serve, LLMConfig, build_openai_app
+    return serve, LLMConfig, build_llm_deployment
 
 
 def llm_config(
@@ -89,15 +93,15 @@ def deploy_apps(apps: list[tuple[str, dict]]) -> list[AppDeployment]:
 
 def start_apps(apps: list[tuple[str, dict]]) -> tuple[list[AppDeployment], list[AppDeployment]]:
     """Start every app that is not RUNNING yet without waiting for it: (all deployments, those still starting)."""
-    serve, LLMConfig, build_openai_app = _serve()
+    serve, LLMConfig, build_llm_deployment = _serve()
     deps = [AppDeployment(name, cfg["model_loading_config"]["model_id"]) for name, cfg in apps]
     todo = [(dep, cfg) for dep, (_, cfg) in zip(deps, apps) if not _running(serve, dep)]
     if not todo:
         return deps, []
     start_serve(serve)
     targets = [
-        serve.RunTarget(build_openai_app({"llm_configs": [LLMConfig(**cfg)]}), name=dep.app_name,
-                        route_prefix=f"/{dep.app_name}")
+        serve.RunTarget(build_llm_deployment(LLMConfig(**cfg, server_cls=REPLICA_CLS)), name=dep.app_name,
+                        route_prefix=None)
         for dep, cfg in todo
     ]  # fmt: skip
     names = ", ".join(repr(dep.app_name) for dep, _ in todo)
@@ -163,10 +167,7 @@ class ServeHandleChat:
 
     def __init__(self, dep: AppDeployment, gate: str | None = None, replica_wait_s: float = REPLICA_WAIT_S,
                  poll_s: float = 2.0):  # fmt: skip
-        from ray.serve.llm.openai_api_models import ChatCompletionRequest
-
         self._dep, self._gate = dep, gate
-        self._request_cls = ChatCompletionRequest
         self._handle = None
         self._wait_s, self._poll_s = replica_wait_s, poll_s
         self.replica_losses = 0
@@ -181,7 +182,7 @@ class ServeHandleChat:
             await wait_ready(self._gate, self._dep.app_name)
         from ray import serve
 
-        self._handle = serve.get_deployment_handle(self._dep.deployment, self._dep.app_name).options(stream=True)
+        self._handle = serve.get_deployment_handle(self._dep.deployment, self._dep.app_name)
 
     async def chat(self, body: dict) -> str:
         return (await self.choice(body))["message"]["content"] or ""
@@ -189,20 +190,11 @@ class ServeHandleChat:
     async def choice(self, body: dict) -> dict:
         """The first choice of the response: its message and, when the body asks for them, its logprobs."""
         await self.ready()
-        request = self._request_cls(**body)
-        return await through_outages(lambda: self._choice_once(request), replica_lost_errors(), self._wait_s,
+        return await through_outages(lambda: self._handle.choice.remote(body), replica_lost_errors(), self._wait_s,
                                      self._poll_s, on_wait=self._lost)  # fmt: skip
 
     def _lost(self) -> None:
         self.replica_losses += 1
-
-    async def _choice_once(self, request) -> dict:
-        gen = self._handle.chat.remote(request)
-        out = await gen.__anext__()
-        data = out.model_dump() if hasattr(out, "model_dump") else out
-        if isinstance(data, dict) and data.get("choices"):
-            return data["choices"][0]
-        raise RuntimeError(f"judge deployment answered without choices: {str(data)[:300]}")
 
 
 def replica_lost_errors() -> tuple[type[BaseException], ...]:

@@ -90,3 +90,32 @@ def test_probes_are_scored_beside_the_grid_and_summarised(run):
     assert entry["ok"] == (entry["flags"] == [])
     on_disk = json.loads((Path(run.output_uri) / "summary.json").read_text())
     assert on_disk["judge_health"] == run.summary["judge_health"]
+
+
+def test_the_judge_app_is_one_replica_that_callers_reach_without_vllm(run):
+    """The kept judge app has no OpenAI ingress, and a Ray actor calling it (as the judge and guard stages do) gets
+    the first choice as a dict without importing vLLM or torch."""
+    import ray
+    from ray import serve
+
+    apps = {name: s for name, s in serve.status().applications.items() if name.startswith("judge_app")}
+    (name, status), = apps.items()
+    (deployment,) = status.deployments
+    assert deployment.startswith("DictChatServer:")
+
+    @ray.remote(num_cpus=0)
+    def call() -> tuple[dict, bool, bool]:
+        import asyncio
+        import sys
+
+        from evalsvc.engines.chat import ChatTarget, make_client
+
+        client = make_client(ChatTarget(model_id=deployment.split(":", 1)[1], app_name=name))
+        body = {"model": deployment.split(":", 1)[1], "messages": [{"role": "user", "content": "Say yes."}],
+                "max_tokens": 4, "logprobs": True, "top_logprobs": 2}  # fmt: skip
+        choice = asyncio.run(client.choice(body))
+        return choice, "vllm" in sys.modules, "torch" in sys.modules
+
+    choice, vllm_loaded, torch_loaded = ray.get(call.remote())
+    assert isinstance(choice["message"]["content"], str) and choice["logprobs"]["content"]
+    assert (vllm_loaded, torch_loaded) == (False, False)
