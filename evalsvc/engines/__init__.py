@@ -1,4 +1,5 @@
 """Engines: vLLM through ray.data.llm, Ray Serve LLM applications, chat clients, endpoints and local models.
 
-vLLM is imported only in engines/vllm.py and Ray Serve LLM only in engines/serve_llm.py (lazily, by the driver and
-the stage actors, which send plain dicts) and engines/serve_replica.py (the judge replica's class, loaded by Serve)."""
+vLLM is imported only in engines/vllm.py and Ray Serve only in engines/serve_llm/: lazily by the driver and the stage
+actors, which send plain dicts (serve_llm/__init__.py), and by the judge's replica class, which Serve loads
+(serve_llm/replica.py)."""

@@ -1,7 +1,7 @@
 """Where evalsvc drives Ray Serve LLM: deploy the judge app and call it through a deployment handle.
 
 The judge is a separate Serve application of one deployment (`LLMConfig` + `build_llm_deployment`, with the replica
-class of engines/serve_replica.py), reused when already running. No OpenAI ingress: evalsvc reaches its apps through
+class of serve_llm/replica.py), reused when already running. No OpenAI ingress: evalsvc reaches its apps through
 deployment handles only, so an ingress would be one more process importing vLLM and torch per app.
 Callers send plain dicts; nothing here imports vLLM's request or response classes.
 """
@@ -18,7 +18,7 @@ from evalsvc.engines.startup import DEPLOY_TIMEOUT_S
 from evalsvc.engines.vllm import CPU_ENGINE_DEFAULTS, CPU_ENV
 from evalsvc.errors import MissingExtra, SystemError_
 
-REPLICA_CLS = "evalsvc.engines.serve_replica:DictChatServer"
+REPLICA_CLS = "evalsvc.engines.serve_llm.replica:DictChatServer"
 REPLICA_WAIT_S = 900.0  # how long a call waits for a lost replica to be replaced (a node replaced, the model reloading)
 
 
