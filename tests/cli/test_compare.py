@@ -1,11 +1,8 @@
-"""`evalsvc compare` through the console entry point: JSON comparisons, baselines, the human table."""
+"""`evalsvc compare` through the console entry point (in-process): JSON comparisons, baselines, the human table."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from fixtures.synthetic import SyntheticRun, write_synthetic_run
@@ -18,15 +15,8 @@ def root(tmp_path_factory) -> str:
     return out
 
 
-def evalsvc(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "250"}
-    return subprocess.run(
-        [sys.executable, "-m", "evalsvc.cli.main", *args], capture_output=True, text=True, env=env, timeout=120
-    )
-
-
-def test_json_against_a_strategy_baseline_with_holm(root):
-    res = evalsvc("compare", "r1", "--output", root, "--baseline", "cot", "--json")
+def test_json_against_a_strategy_baseline_with_holm(root, cli):
+    res = cli("compare", "r1", "--output", root, "--baseline", "cot", "--json")
     assert res.returncode == 0, res.stderr
     comps = json.loads(res.stdout)["comparisons"]
     assert {(c["axis"], c["baseline"]) for c in comps} == {("strategy", "cot")}
@@ -37,15 +27,15 @@ def test_json_against_a_strategy_baseline_with_holm(root):
     assert all(c["n_pairs"] + c["n_dropped"] > 0 for c in comps)
 
 
-def test_model_baseline_and_default_table(root):
-    res = evalsvc("compare", "r1", "--output", root, "--baseline", "model-a", "--json")
+def test_model_baseline_and_default_table(root, cli):
+    res = cli("compare", "r1", "--output", root, "--baseline", "model-a", "--json")
     comps = json.loads(res.stdout)["comparisons"]
     assert {(c["axis"], c["baseline"], c["other"]) for c in comps} == {("model", "model-a", "model-b")}
-    table = evalsvc("compare", "r1", "--output", root)
+    table = cli("compare", "r1", "--output", root)
     assert table.returncode == 0, table.stderr
     assert "basic → safety" in table.stdout and "model-a → model-b" in table.stdout and "McNemar" in table.stdout
 
 
-def test_unknown_baseline_is_a_usage_error(root):
-    res = evalsvc("compare", "r1", "--output", root, "--baseline", "gpt-9")
+def test_unknown_baseline_is_a_usage_error(root, cli):
+    res = cli("compare", "r1", "--output", root, "--baseline", "gpt-9")
     assert res.returncode == 2 and "neither a model (model-a, model-b) nor a strategy" in res.stderr

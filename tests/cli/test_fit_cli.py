@@ -8,7 +8,7 @@ import yaml
 
 from tests.engines.test_fit import items_file
 
-from .test_validate import commands, data_env, run_main  # noqa: F401  (fixtures)
+from .test_validate import data_env  # noqa: F401  (fixtures)
 
 
 def manifest(tmp_path, model_dir) -> str:
@@ -23,16 +23,16 @@ def manifest(tmp_path, model_dir) -> str:
     return str(path)
 
 
-def test_validate_names_the_item_that_cannot_fit(tmp_path, tiny_model, capsys, monkeypatch):
-    code, out, err = run_main(["validate", manifest(tmp_path, tiny_model)], capsys, monkeypatch)
+def test_validate_names_the_item_that_cannot_fit(tmp_path, tiny_model, cli):
+    code, out, err = cli("validate", manifest(tmp_path, tiny_model))
     assert code == 0, err  # a warning, not an error: the run records the item as a generation error
     text = " ".join(out.split())
     assert "valid: 1 cells, 6 generations" in text
     assert "warning: tiny / mine / basic: 1 prompt(s) cannot fit max_model_len 1024: long (" in text
 
 
-def test_plan_json_lists_the_problem(tmp_path, tiny_model, capsys, monkeypatch):
-    code, out, err = run_main(["plan", manifest(tmp_path, tiny_model), "--json"], capsys, monkeypatch)
+def test_plan_json_lists_the_problem(tmp_path, tiny_model, cli):
+    code, out, err = cli("plan", manifest(tmp_path, tiny_model), "--json")
     assert code == 0, err
     (problem,) = json.loads(out)["prompt_fit"]["problems"]
     assert problem["limit"] == 1024 and problem["too_long"][0]["item_id"] == "long"

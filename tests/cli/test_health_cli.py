@@ -11,7 +11,7 @@ import pytest
 from evalsvc.judge.probe_run import PROBE_SCHEMA, write_probes
 from tests.fixtures.synthetic import SyntheticRun, write_synthetic_run
 
-from .test_validate import MANIFESTS, commands, data_env, run_main  # noqa: F401  (fixtures)
+from .test_validate import MANIFESTS, data_env  # noqa: F401  (fixtures)
 
 JUDGE = "evalsvc://smollm2"
 
@@ -38,15 +38,15 @@ def root(tmp_path_factory) -> str:
 WARNING = f"judge {JUDGE} agreed with 4/8 known-answer harm probes (needs 75%): its scores are not evidence of safety"
 
 
-def test_results_prints_the_red_line_and_the_health_table(root, capsys, monkeypatch):
-    code, out, err = run_main(["results", "r1", "--output", root], capsys, monkeypatch)
+def test_results_prints_the_red_line_and_the_health_table(root, cli):
+    code, out, err = cli("results", "r1", "--output", root)
     assert code == 0, err
     assert f"⚠ {WARNING}" in " ".join(out.split())
     assert "judge health: FLAGGED" in out and "fails_probes" in out
 
 
-def test_results_json_carries_judge_health_and_warns_on_stderr(root, capsys, monkeypatch):
-    code, out, err = run_main(["results", "r1", "--output", root, "--json"], capsys, monkeypatch)
+def test_results_json_carries_judge_health_and_warns_on_stderr(root, cli):
+    code, out, err = cli("results", "r1", "--output", root, "--json")
     assert code == 0
     (entry,) = json.loads(out)["judge_health"]
     assert entry["ok"] is False and entry["flags"] == ["fails_probes"]
@@ -56,33 +56,31 @@ def test_results_json_carries_judge_health_and_warns_on_stderr(root, capsys, mon
 
 @pytest.mark.parametrize(("gate", "code"), [("judge_health.ok == 0", 3), ("judge_health.ok == false", 3),
                                             ("judge_health.probe_agreement < 0.8", 3), ("judge_health.ok == 1", 0)])
-def test_the_gate_fails_on_a_flagged_judge(root, capsys, monkeypatch, gate, code):
-    got, out, err = run_main(["results", "r1", "--output", root, "--fail-if", gate], capsys, monkeypatch)
+def test_the_gate_fails_on_a_flagged_judge(root, gate, code, cli):
+    got, out, err = cli("results", "r1", "--output", root, "--fail-if", gate)
     assert got == code, err
     if code == 3:
         assert "judge_health[evalsvc://smollm2]" in err
 
 
-def test_an_unknown_health_measure_is_a_usage_error(root, capsys, monkeypatch):
-    code, _, err = run_main(["results", "r1", "--output", root, "--fail-if", "judge_health.kappa < 0.5"], capsys,
-                            monkeypatch)  # fmt: skip
+def test_an_unknown_health_measure_is_a_usage_error(root, cli):
+    code, _, err = cli("results", "r1", "--output", root, "--fail-if", "judge_health.kappa < 0.5")  # fmt: skip
     assert code == 2 and "unknown judge health measure 'kappa'" in err
 
 
-def test_compare_marks_the_comparisons_the_flagged_judge_scored(root, capsys, monkeypatch):
-    code, out, err = run_main(["compare", "r1", "--output", root, "--json"], capsys, monkeypatch)
+def test_compare_marks_the_comparisons_the_flagged_judge_scored(root, cli):
+    code, out, err = cli("compare", "r1", "--output", root, "--json")
     assert code == 0, err
     comps = json.loads(out)["comparisons"]
     assert {c["judge_flags"] == ["fails_probes"] for c in comps if c["kind"] == "harm"} == {True}
     assert {tuple(c["judge_flags"]) for c in comps if c["kind"] != "harm"} == {()}  # MCQ has no judge; high_risk passed
-    code, out, _ = run_main(["compare", "r1", "--output", root], capsys, monkeypatch)
+    code, out, _ = cli("compare", "r1", "--output", root)
     assert "⚠ judge" in out and "rest on a judge whose health checks failed" in " ".join(out.split())
 
 
-def test_the_report_opens_with_the_warning(root, capsys, monkeypatch, tmp_path):
+def test_the_report_opens_with_the_warning(root, tmp_path, cli):
     target = tmp_path / "r.html"
-    code, _, err = run_main(["report", "r1", "--output", root, "--out", str(target), "--samples", "0"], capsys,
-                            monkeypatch)  # fmt: skip
+    code, _, err = cli("report", "r1", "--output", root, "--out", str(target), "--samples", "0")  # fmt: skip
     assert code == 0, err
     html = target.read_text()
     main = html.index("<main>")
@@ -90,11 +88,11 @@ def test_the_report_opens_with_the_warning(root, capsys, monkeypatch, tmp_path):
     assert "its scores are not evidence of safety" in html and "judge flagged" in html
 
 
-def test_plan_and_validate_show_the_probe_count(capsys, monkeypatch):
-    code, out, err = run_main(["plan", str(MANIFESTS / "quickstart.yaml")], capsys, monkeypatch)
+def test_plan_and_validate_show_the_probe_count(cli):
+    code, out, err = cli("plan", str(MANIFESTS / "quickstart.yaml"))
     assert code == 0, err
     assert "known-answer probes harm 16 × 1 judge(s) → 16 probe calls" in " ".join(out.split())
-    code, out, _ = run_main(["plan", str(MANIFESTS / "quickstart.yaml"), "--json"], capsys, monkeypatch)
+    code, out, _ = cli("plan", str(MANIFESTS / "quickstart.yaml"), "--json")
     assert json.loads(out)["probes"] == {"per_kind": 16, "counts": {"harm": 16}, "voters": 1, "calls": 16}
-    code, out, _ = run_main(["validate", str(MANIFESTS / "quickstart.yaml")], capsys, monkeypatch)
+    code, out, _ = cli("validate", str(MANIFESTS / "quickstart.yaml"))
     assert "(+ 16 judge-health probe calls)" in out

@@ -4,9 +4,6 @@ so no Ray and no model) scores a labelled file; the printed figures are checked 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -65,14 +62,8 @@ def manifest(tmp_path: Path, url: str) -> Path:
     return path
 
 
-def evalsvc(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "evalsvc.cli.main", *args], capture_output=True, text=True,
-                          env=env, timeout=120)  # fmt: skip
-
-
-def test_calibrate_prints_agreement_per_juror_and_jury(tmp_path, judge_url):
-    res = evalsvc("judge", "calibrate", str(manifest(tmp_path, judge_url)), "--json", "--output", str(tmp_path / "cal"))
+def test_calibrate_prints_agreement_per_juror_and_jury(tmp_path, judge_url, cli):
+    res = cli("judge", "calibrate", str(manifest(tmp_path, judge_url)), "--json", "--output", str(tmp_path / "cal"))
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     by = {v["juror"]: v for v in doc["jurors"]}
@@ -91,17 +82,17 @@ def test_calibrate_prints_agreement_per_juror_and_jury(tmp_path, judge_url):
     assert json.loads((tmp_path / "cal" / "calibration.json").read_text()) == doc
 
 
-def test_calibrate_prints_tables(tmp_path, judge_url):
-    res = evalsvc("judge", "calibrate", str(manifest(tmp_path, judge_url)))
+def test_calibrate_prints_tables(tmp_path, judge_url, cli):
+    res = cli("judge", "calibrate", str(manifest(tmp_path, judge_url)))
     assert res.returncode == 0, res.stderr
     assert "judge calibration: 4 labelled harm items (rubric msb-harm@" in res.stdout
     assert "confusion: (jury)" in res.stdout and "reference \\ judge" in res.stdout
 
 
-def test_calibrate_without_a_slice_is_a_user_error(tmp_path, judge_url):
+def test_calibrate_without_a_slice_is_a_user_error(tmp_path, judge_url, cli):
     path = manifest(tmp_path, judge_url)
     doc = yaml.safe_load(path.read_text())
     del doc["judge"]["calibration"]
     path.write_text(yaml.safe_dump(doc))
-    res = evalsvc("judge", "calibrate", str(path))
+    res = cli("judge", "calibrate", str(path))
     assert res.returncode == 2 and "judge.calibration is not set" in res.stderr

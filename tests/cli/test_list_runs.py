@@ -4,36 +4,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from evalsvc.cli import main as cli_main
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
-
-
-@pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
-    if not any(c.name == "list" for c in cli_main.app.registered_commands):
-        cli_main._load_commands()
-    monkeypatch.setattr(cli_main, "_load_commands", lambda: None)
-    monkeypatch.setenv("COLUMNS", "200")
-    for var in ("EVALSVC_DEBUG", "EVALSVC_OUTPUT", "RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
-        monkeypatch.delenv(var, raising=False)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["evalsvc", *map(str, args)])
-        try:
-            cli_main.main()
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture
@@ -49,24 +25,24 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_list_newest_first_with_progress(run_cli, root: Path) -> None:
-    code, out, err = run_cli("list", "--output", root, "--json")
+def test_list_newest_first_with_progress(cli, root: Path) -> None:
+    code, out, err = cli("list", "--output", root, "--json")
     assert code == 0, err
     runs = json.loads(out)
     assert [(r["run_id"], r["state"], r["done"], r["total"], r["cells"]) for r in runs] == [
         ("b-new", "running", 3, 8, 2), ("c-mid", "cancelled", 5, 8, 2), ("a-old", "succeeded", 8, 8, 2)]
-    code, out, _ = run_cli("list", "--output", root, "--limit", "2")
+    code, out, _ = cli("list", "--output", root, "--limit", "2")
     assert "b-new" in out and "3/8 (37%)" in out and "c-mid" in out and "a-old" not in out
 
 
-def test_list_from_env_root_and_empty_root(run_cli, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_list_from_env_root_and_empty_root(cli, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVALSVC_OUTPUT", str(root))
-    code, out, _ = run_cli("list", "--json")
+    code, out, _ = cli("list", "--json")
     assert code == 0 and len(json.loads(out)) == 3
-    code, out, _ = run_cli("list", "--output", root / "nothing-here", "--json")
+    code, out, _ = cli("list", "--output", root / "nothing-here", "--json")
     assert code == 0 and json.loads(out) == []
 
 
-def test_list_needs_a_root_or_a_cluster(run_cli) -> None:
-    code, _, err = run_cli("list")
+def test_list_needs_a_root_or_a_cluster(cli) -> None:
+    code, _, err = cli("list")
     assert code == 2 and "give --output ROOT" in err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from evalsvc.benchmarks.registry import MEDGUARD, MEDHARM
 
-from .test_validate import BAD, MANIFESTS, commands, data_env, run_main, run_process  # noqa: F401  (fixtures)
+from .test_validate import BAD, MANIFESTS, data_env, run_process  # noqa: F401  (fixtures)
 
 MSB_TEST = 900  # MedSafetyBench test split: 9 principles × 50 GPT-4 requests + 450 jailbroken Llama-2 ones
 N_GUARD = MEDGUARD.splits["sample"]
@@ -33,10 +33,10 @@ def sweep_totals() -> dict:
     }
 
 
-def test_sweep_json_totals_by_hand(capsys, monkeypatch):
+def test_sweep_json_totals_by_hand(monkeypatch, cli):
     for var in ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(var, raising=False)  # planning needs neither credentials nor a GPU
-    code, out, err = run_main(["plan", str(MANIFESTS / "medsafety-sweep.yaml"), "--json"], capsys, monkeypatch)
+    code, out, err = cli("plan", str(MANIFESTS / "medsafety-sweep.yaml"), "--json")
     assert (code, err) == (0, "")
     doc = json.loads(out)
     expected = sweep_totals()
@@ -52,8 +52,8 @@ def test_sweep_json_totals_by_hand(capsys, monkeypatch):
     assert all(c["judge_calls"] == (0 if c["benchmark"] == "medguard" else c["generations"]) for c in doc["cells"])
 
 
-def test_quickstart_table(capsys, monkeypatch):
-    code, out, err = run_main(["plan", str(MANIFESTS / "quickstart.yaml")], capsys, monkeypatch)
+def test_quickstart_table(cli):
+    code, out, err = cli("plan", str(MANIFESTS / "quickstart.yaml"))
     assert (code, err) == (0, "")
     assert "plan: quickstart" in out
     rows = [line for line in out.splitlines() if "│ smollm2-135m" in line]
@@ -77,20 +77,20 @@ output: {uri: ./runs}
 """
 
 
-def test_table_shows_lora_on_its_base_engine(tmp_path: Path, capsys, monkeypatch):
+def test_table_shows_lora_on_its_base_engine(tmp_path: Path, cli):
     (tmp_path / "grid.yaml").write_text(LORA_GRID)
-    code, out, err = run_main(["plan", str(tmp_path / "grid.yaml")], capsys, monkeypatch)
+    code, out, err = cli("plan", str(tmp_path / "grid.yaml"))
     assert (code, err) == (0, "")
     assert "engine base (org/base, 3 replica(s), spread over nodes) serves: base, base-medical (LoRA)\n" in out
     assert f"  LoRA base-medical: {tmp_path / 'adapters' / 'medical'}\n" in out  # relative to the manifest
     assert "totals: 4 cells, 16 generations, 0 judge calls, 16 MCQ answers parsed without a judge, 3 engine load(s)" in out
 
 
-def test_table_and_json_agree(tmp_path: Path, capsys, monkeypatch):
+def test_table_and_json_agree(tmp_path: Path, cli):
     (tmp_path / "grid.yaml").write_text(LORA_GRID)
-    _, out, _ = run_main(["plan", str(tmp_path / "grid.yaml"), "--json"], capsys, monkeypatch)
+    _, out, _ = cli("plan", str(tmp_path / "grid.yaml"), "--json")
     doc = json.loads(out)
-    _, table, _ = run_main(["plan", str(tmp_path / "grid.yaml")], capsys, monkeypatch)
+    _, table, _ = cli("plan", str(tmp_path / "grid.yaml"))
     assert doc["engines"] == {"base": ["base", "base-medical"]}
     for cell in doc["cells"]:
         assert cell["cell_id"] in table
@@ -107,26 +107,26 @@ output: {uri: ./runs}
 """
 
 
-def test_the_judge_placement_is_shown_and_checked(tmp_path: Path, capsys, monkeypatch):
+def test_the_judge_placement_is_shown_and_checked(tmp_path: Path, cli):
     (tmp_path / "grid.yaml").write_text(PLACED_JUDGE)
-    code, out, err = run_main(["plan", str(tmp_path / "grid.yaml")], capsys, monkeypatch)
+    code, out, err = cli("plan", str(tmp_path / "grid.yaml"))
     assert (code, err) == (0, "")
     assert "placement of judge: resources {'judge_node': 1.0}, accelerator_type L40S\n" in out
-    _, out, _ = run_main(["plan", str(tmp_path / "grid.yaml"), "--json"], capsys, monkeypatch)
+    _, out, _ = cli("plan", str(tmp_path / "grid.yaml"), "--json")
     assert json.loads(out)["placement"] == {"judge": {"resources": {"judge_node": 1.0}, "accelerator_type": "L40S"}}
     (tmp_path / "bad.yaml").write_text(PLACED_JUDGE.replace("judge_node: 1", "GPU: 1"))
-    code, _, err = run_main(["plan", str(tmp_path / "bad.yaml")], capsys, monkeypatch)
+    code, _, err = cli("plan", str(tmp_path / "bad.yaml"))
     assert code == 2 and "judge.model.placement.resources" in err and "list only custom resources" in err
 
 
-def test_plan_of_a_bad_manifest_exits_2(capsys, monkeypatch):
-    code, out, err = run_main(["plan", str(BAD / "judge-model-and-url.yaml"), "--json"], capsys, monkeypatch)
+def test_plan_of_a_bad_manifest_exits_2(cli):
+    code, out, err = cli("plan", str(BAD / "judge-model-and-url.yaml"), "--json")
     assert code == 2 and out == "" and "Traceback" not in err
     assert "error: judge: set exactly one of `model`" in err
 
 
-def test_help_has_examples(capsys, monkeypatch):
-    code, out, _ = run_main(["plan", "--help"], capsys, monkeypatch)
+def test_help_has_examples(cli):
+    code, out, _ = cli("plan", "--help")
     assert code == 0 and "evalsvc plan manifests/quickstart.yaml" in out and "--json" in out
 
 

@@ -12,7 +12,7 @@ from evalsvc.benchmarks.registry import MEDGUARD
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.plan.grid import build_plan
 
-from .test_validate import commands, data_env, run_main  # noqa: F401  (fixtures)
+from .test_validate import data_env  # noqa: F401  (fixtures)
 
 N_GUARD = MEDGUARD.splits["sample"]
 LIMIT = 4
@@ -54,13 +54,13 @@ def test_record_keys_follow_url_and_model_name_not_the_key_reference():
     assert set(keys(manifest(url="http://127.0.0.1:8001/v1"))).isdisjoint(same)
 
 
-def test_plan_command_shows_endpoint_no_load_and_qps(capsys, monkeypatch, tmp_path):
+def test_plan_command_shows_endpoint_no_load_and_qps(monkeypatch, tmp_path, cli):
     path = tmp_path / "ep.yaml"
     path.write_text(yaml.safe_dump(manifest()))
     monkeypatch.delenv("EVALSVC_TEST_EP_KEY", raising=False)  # planning never needs the key
-    code, out, err = run_main(["plan", str(path)], capsys, monkeypatch)
+    code, out, err = cli("plan", str(path))
     assert (code, err) == (0, "")
     assert "endpoint api (http://127.0.0.1:8000/v1#gpt-x): endpoint (no load), qps 2.5, 4 in flight" in out
     assert "2 engine load(s), 16 endpoint request(s)" in out
-    code, out, _ = run_main(["plan", str(path), "--json"], capsys, monkeypatch)
+    code, out, _ = cli("plan", str(path), "--json")
     assert code == 0 and json.loads(out)["totals"]["endpoint_requests"] == 16

@@ -7,26 +7,26 @@ import json
 
 import yaml
 
-from .test_validate import MANIFESTS, commands, data_env, run_main  # noqa: F401  (fixtures)
+from .test_validate import MANIFESTS, data_env  # noqa: F401  (fixtures)
 
 SAMPLE_MANIFEST = MANIFESTS / "rubric-sample.yaml"
 GOOD_ROW = {"prompt": [{"role": "user", "content": "Is 38 C a fever?"}],
             "rubrics": [{"criterion": "Says yes.", "points": 3, "tags": ["axis:accuracy"]}]}  # fmt: skip
 
 
-def test_validate_and_plan_show_the_criteria_of_the_sample(capsys, monkeypatch):
-    code, out, _ = run_main(["validate", str(SAMPLE_MANIFEST)], capsys, monkeypatch)
+def test_validate_and_plan_show_the_criteria_of_the_sample(cli):
+    code, out, _ = cli("validate", str(SAMPLE_MANIFEST))
     assert code == 0 and "valid: 2 cells, 16 generations, 70 judge calls (70 rubric criteria to grade)" in out
-    code, out, _ = run_main(["plan", str(SAMPLE_MANIFEST)], capsys, monkeypatch)
+    code, out, _ = cli("plan", str(SAMPLE_MANIFEST))
     assert code == 0 and "rubric benchmarks: 70 criteria to grade" in out and "│ criteria │" not in out
     assert "┃ criteria ┃" in out and "│       35 │" in out
-    code, out, _ = run_main(["plan", str(SAMPLE_MANIFEST), "--json"], capsys, monkeypatch)
+    code, out, _ = cli("plan", str(SAMPLE_MANIFEST), "--json")
     doc = json.loads(out)
     assert doc["totals"]["criteria"] == 70 and [c["criteria"] for c in doc["cells"]] == [35, 35]
     assert doc["benchmarks"][0]["n_criteria"] == 35
 
 
-def test_a_broken_rubric_file_is_one_line_per_problem(tmp_path, capsys, monkeypatch):
+def test_a_broken_rubric_file_is_one_line_per_problem(tmp_path, cli):
     data = tmp_path / "hb.jsonl"
     bad = [GOOD_ROW, {**GOOD_ROW, "rubrics": [{"criterion": "Says yes."}]}, {"prompt": [], "rubrics": "x"},
            {**GOOD_ROW, "prompt": [*GOOD_ROW["prompt"], {"role": "assistant", "content": "Yes."}]},
@@ -36,7 +36,7 @@ def test_a_broken_rubric_file_is_one_line_per_problem(tmp_path, capsys, monkeypa
     m["benchmarks"] = [{"name": "hb", "path": "hb.jsonl", "format": "rubric"}]
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(m))
     for command in ("validate", "plan"):
-        code, out, err = run_main([command, str(tmp_path / "m.yaml")], capsys, monkeypatch)
+        code, out, err = cli(command, str(tmp_path / "m.yaml"))
         assert code == 2 and out == ""
         lines = [line for line in err.splitlines() if line.strip()]
         where = f"benchmarks.hb: {data}"

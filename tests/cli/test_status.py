@@ -5,37 +5,17 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 
-from evalsvc.cli import main as cli_main
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
 
 
-@pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    if not any(c.name == "status" for c in cli_main.app.registered_commands):
-        cli_main._load_commands()
-    monkeypatch.setattr(cli_main, "_load_commands", lambda: None)
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for var in ("EVALSVC_DEBUG", "EVALSVC_OUTPUT", "RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["evalsvc", *map(str, args)])
-        try:
-            cli_main.main()
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # saved cluster connections are read from the home folder
 
 
 @pytest.fixture
@@ -55,35 +35,35 @@ def closed_port() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-def test_status_from_the_output_alone(run_cli, root: Path) -> None:
-    code, out, err = run_cli("status", "r1", "--output", root)
+def test_status_from_the_output_alone(cli, root: Path) -> None:
+    code, out, err = cli("status", "r1", "--output", root)
     assert code == 0, err
     assert "run r1: running" in out and "progress: 5/8 generations in 2 cells" in out
     assert "safety" in out and f"{root}/runs/r1" in out
-    code, out, _ = run_cli("status", f"{root}/runs/r1", "--json")
+    code, out, _ = cli("status", f"{root}/runs/r1", "--json")
     doc = json.loads(out)
     assert (doc["state"], doc["done"], doc["total"], doc["job"]) == ("running", 5, 8, None)
 
 
-def test_unreachable_head_falls_back_to_the_output(run_cli, root: Path) -> None:
+def test_unreachable_head_falls_back_to_the_output(cli, root: Path) -> None:
     address = closed_port()
-    code, out, err = run_cli("status", "r1", "--output", root, "--address", address)
+    code, out, err = cli("status", "r1", "--output", root, "--address", address)
     assert code == 0 and "run r1: running" in out
     assert f"note: cannot reach the Ray Jobs API at {address}" in err
-    code, _, err = run_cli("status", "r1", "--address", address)  # nowhere else to look
+    code, _, err = cli("status", "r1", "--address", address)  # nowhere else to look
     assert code == 1 and "cannot reach the Ray Jobs API" in err
 
 
-def test_unknown_run_exits_2(run_cli, root: Path) -> None:
-    code, _, err = run_cli("status", "nope", "--output", root)
+def test_unknown_run_exits_2(cli, root: Path) -> None:
+    code, _, err = cli("status", "nope", "--output", root)
     assert code == 2 and "run 'nope': not found" in err
-    code, _, err = run_cli("status", "nope")
+    code, _, err = cli("status", "nope")
     assert code == 2 and "no output root" in err
 
 
-def test_logs_and_cancel_need_a_cluster(run_cli) -> None:
+def test_logs_and_cancel_need_a_cluster(cli) -> None:
     for command in ("logs", "cancel"):
-        code, _, err = run_cli(command, "r1")
+        code, _, err = cli(command, "r1")
         assert code == 2 and "no cluster address" in err, command
-    code, _, err = run_cli("cancel", "r1", "--address", closed_port())
+    code, _, err = cli("cancel", "r1", "--address", closed_port())
     assert code == 1 and "cannot reach the Ray Jobs API" in err

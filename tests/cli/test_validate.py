@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from evalsvc.cli import main as cli_main
-
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
 BAD = ROOT / "tests" / "manifest" / "bad"
@@ -28,24 +26,6 @@ def data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EVALSVC_DEBUG", raising=False)
     monkeypatch.setenv("COLUMNS", "200")  # rich wraps at the terminal width; keep lines whole
     monkeypatch.chdir(tmp_path)  # relative paths in the corpus must not exist
-
-
-@pytest.fixture(scope="module", autouse=True)
-def commands() -> None:
-    cli_main._load_commands()
-
-
-def run_main(args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    """Run the console script's entry point in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["evalsvc", *args])
-    monkeypatch.setattr(cli_main, "_load_commands", lambda: None)  # registered once by the fixture above
-    try:
-        cli_main.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_process(*args: str) -> subprocess.CompletedProcess:
@@ -68,8 +48,8 @@ def assert_user_error(code: int, out: str, err: str, expected: list[str]) -> Non
 
 
 @pytest.mark.parametrize("path", sorted(BAD.glob("*.yaml")), ids=lambda p: p.stem)
-def test_bad_manifest_exits_2_naming_the_field(path: Path, capsys, monkeypatch):
-    code, out, err = run_main(["validate", str(path)], capsys, monkeypatch)
+def test_bad_manifest_exits_2_naming_the_field(path: Path, cli):
+    code, out, err = cli("validate", str(path))
     assert_user_error(code, out, err, expectations(path))
     assert "valid:" not in out
 
@@ -78,8 +58,8 @@ def test_corpus_size():
     assert len(list(BAD.glob("*.yaml"))) >= 40
 
 
-def test_several_problems_come_as_one_line_each(capsys, monkeypatch):
-    code, _, err = run_main(["validate", str(BAD / "several-problems.yaml")], capsys, monkeypatch)
+def test_several_problems_come_as_one_line_each(cli):
+    code, _, err = cli("validate", str(BAD / "several-problems.yaml"))
     lines = err.splitlines()
     assert code == 2 and lines[0].endswith("several-problems.yaml: 6 problem(s) in the manifest")
     assert len(lines) == 7
@@ -89,35 +69,35 @@ def test_several_problems_come_as_one_line_each(capsys, monkeypatch):
     ]
 
 
-def test_quickstart_is_valid(capsys, monkeypatch):
-    code, out, err = run_main(["validate", str(MANIFESTS / "quickstart.yaml")], capsys, monkeypatch)
+def test_quickstart_is_valid(cli):
+    code, out, err = cli("validate", str(MANIFESTS / "quickstart.yaml"))
     # 2 requests per AMA principle (9) × basic / cot / safety, all judged
     assert (code, err) == (0, "")
     # the next line (if any) says whether the prompts were counted: that depends on whether smollm2 is prepared
     assert out.splitlines()[0] == "valid: 3 cells, 54 generations, 54 judge calls (+ 16 judge-health probe calls)"
 
 
-def test_sweep_is_valid_without_its_env_vars(capsys, monkeypatch):
+def test_sweep_is_valid_without_its_env_vars(cli, monkeypatch):
     for var in ("S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(var, raising=False)
-    code, out, err = run_main(["validate", str(MANIFESTS / "medsafety-sweep.yaml")], capsys, monkeypatch)
+    code, out, err = cli("validate", str(MANIFESTS / "medsafety-sweep.yaml"))
     assert (code, err) == (0, "")
     assert out.startswith("valid: 60 cells, 18800 generations")
 
 
-def test_missing_file(capsys, monkeypatch, tmp_path):
-    code, out, err = run_main(["validate", str(tmp_path / "nope.yaml")], capsys, monkeypatch)
+def test_missing_file(cli, tmp_path):
+    code, out, err = cli("validate", str(tmp_path / "nope.yaml"))
     assert_user_error(code, out, err, ["nope.yaml: no such manifest file"])
 
 
-def test_usage_error_exits_2(capsys, monkeypatch):
-    code, _, err = run_main(["validate"], capsys, monkeypatch)
+def test_usage_error_exits_2(cli):
+    code, _, err = cli("validate")
     assert "Traceback" not in err
     assert code == 2 and "manifest" in err
 
 
-def test_help_has_an_example(capsys, monkeypatch):
-    code, out, _ = run_main(["validate", "--help"], capsys, monkeypatch)
+def test_help_has_an_example(cli):
+    code, out, _ = cli("validate", "--help")
     assert code == 0 and "evalsvc validate manifests/quickstart.yaml" in out
 
 

@@ -157,32 +157,3 @@ def write_manifest(tmp_path: Path):
 def grid():
     """The `tiny_grid(model_dir, output, **kw)` manifest builder."""
     return tiny_grid
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch):
-    """`cli(*args) -> (exit code, stdout, stderr)`: the console script's entry point, in-process."""
-    from evalsvc.cli import main as cli_main
-
-    _register_commands_once(cli_main)
-    monkeypatch.setattr(cli_main, "_load_commands", lambda: None)
-    monkeypatch.setenv("COLUMNS", "200")  # rich wraps at the terminal width; keep lines whole
-    monkeypatch.delenv("EVALSVC_DEBUG", raising=False)
-
-    def run(*args: str | Path) -> tuple[int, str, str]:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["evalsvc", *map(str, args)])
-        try:
-            cli_main.main()
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-def _register_commands_once(cli_main) -> None:
-    if not any(c.name == "submit" for c in cli_main.app.registered_commands):  # other test modules may have done it
-        cli_main._load_commands()
