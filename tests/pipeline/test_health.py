@@ -94,7 +94,7 @@ def test_probes_are_scored_beside_the_grid_and_summarised(run):
 
 def test_the_judge_app_is_one_replica_that_callers_reach_without_vllm(run):
     """The kept judge app has no OpenAI ingress, and a Ray actor calling it (as the judge and guard stages do) gets
-    the first choice as a dict without importing vLLM or torch."""
+    the first choice as a dict without importing vLLM or torch; the run's live status finds its replica."""
     import ray
     from ray import serve
 
@@ -119,3 +119,7 @@ def test_the_judge_app_is_one_replica_that_callers_reach_without_vllm(run):
     choice, vllm_loaded, torch_loaded = ray.get(call.remote())
     assert isinstance(choice["message"]["content"], str) and choice["logprobs"]["content"]
     assert (vllm_loaded, torch_loaded) == (False, False)
+    from evalsvc.pipeline.cluster import replica_nodes
+
+    serving = [r for r in replica_nodes() if r["role"] == "serve"]  # what a live status shows of where it runs
+    assert [r["app"] for r in serving] == [name] and serving[0]["node_id"] and serving[0]["state"] == "ALIVE"

@@ -19,6 +19,7 @@ from evalsvc.engines.vllm import CPU_ENGINE_DEFAULTS, CPU_ENV
 from evalsvc.errors import MissingExtra, SystemError_
 
 REPLICA_CLS = "evalsvc.engines.serve_llm.replica:DictChatServer"
+REPLICA_NAME = REPLICA_CLS.rsplit(":", 1)[1]  # each deployment's name starts with it (and its replica actors')
 REPLICA_WAIT_S = 900.0  # how long a call waits for a lost replica to be replaced (a node replaced, the model reloading)
 
 
@@ -29,7 +30,7 @@ class AppDeployment:
 
     @property
     def deployment(self) -> str:
-        return f"DictChatServer:{self.model_id}"  # build_llm_deployment's name: the replica class, then the model id
+        return f"{REPLICA_NAME}:{self.model_id}"  # build_llm_deployment's name: the replica class, then the model id
 
 
 def _serve():
