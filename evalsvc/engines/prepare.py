@@ -69,6 +69,11 @@ def build_smollm2(out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
+    with _no_progress_bars():
+        _convert_smollm2(gguf, out, torch, AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM)
+
+
+def _convert_smollm2(gguf: Path, out: Path, torch, AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM) -> None:
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config
     # A config that still names the GGUF makes transformers treat the folder as GGUF again.
@@ -85,6 +90,24 @@ def build_smollm2(out: Path) -> None:
     cfg = json.loads(cfg_path.read_text())
     cfg.pop("quantization_config", None)
     cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """The conversion's own progress bars stay off the user's terminal: evalsvc prints one line before and after.
+    transformers' bars follow its switch; the GGUF reader calls tqdm directly, so its tqdm passes items through."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    was_on, bar = hf_logging.is_progress_bar_enabled(), getattr(gguf_utils, "tqdm", None)
+    hf_logging.disable_progress_bar()
+    gguf_utils.tqdm = lambda iterable=None, *args, **kwargs: iterable
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 def _build_tiny(out: Path) -> None:

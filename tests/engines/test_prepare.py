@@ -210,3 +210,17 @@ def test_vllm_cpu_loads_and_chats_with_the_tiny_model(tiny_model, tmp_path):
     assert first["prompt"].endswith("<|im_start|>assistant\n")  # our chat template was applied
     assert first["n"] == 16 and first["text"]
     assert first == second  # greedy decoding of a fixed model is deterministic
+
+
+def test_the_smollm2_conversion_draws_no_progress_bars(capfd):
+    """The dequantizing and weight-writing bars stay off the terminal during the build, and come back after it."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    with prep._no_progress_bars():
+        assert list(gguf_utils.tqdm([1, 2], desc="Converting")) == [1, 2]
+        assert list(hf_logging.tqdm(range(3), desc="Loading weights")) == [0, 1, 2]
+    assert capfd.readouterr().err == ""
+    assert hf_logging.is_progress_bar_enabled()
+    list(gguf_utils.tqdm([1, 2], desc="Converting"))
+    assert "Converting" in capfd.readouterr().err  # the library's own bar again outside the build
