@@ -70,26 +70,22 @@ def build_smollm2(out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
     with _no_progress_bars():
-        _convert_smollm2(gguf, out, torch, AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM)
-
-
-def _convert_smollm2(gguf: Path, out: Path, torch, AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM) -> None:
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    config = loaded.config
-    # A config that still names the GGUF makes transformers treat the folder as GGUF again.
-    with contextlib.suppress(AttributeError):
-        del config.quantization_config
-    # save_pretrained of a GGUF-loaded model fails, so its weights go into a fresh model of the same config.
-    model = LlamaForCausalLM(config)
-    model.load_state_dict(loaded.state_dict())
-    del loaded
-    # bf16 halves the folder; vLLM on CPU casts to float32 at load (engine kwarg dtype="float32").
-    model.to(torch.bfloat16).save_pretrained(out)
-    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
-    cfg_path = out / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg.pop("quantization_config", None)
-    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        config = loaded.config
+        # A config that still names the GGUF makes transformers treat the folder as GGUF again.
+        with contextlib.suppress(AttributeError):
+            del config.quantization_config
+        # save_pretrained of a GGUF-loaded model fails, so its weights go into a fresh model of the same config.
+        model = LlamaForCausalLM(config)
+        model.load_state_dict(loaded.state_dict())
+        del loaded
+        # bf16 halves the folder; vLLM on CPU casts to float32 at load (engine kwarg dtype="float32").
+        model.to(torch.bfloat16).save_pretrained(out)
+        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
+        cfg_path = out / "config.json"
+        cfg = json.loads(cfg_path.read_text())
+        cfg.pop("quantization_config", None)
+        cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
 @contextlib.contextmanager

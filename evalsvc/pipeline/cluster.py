@@ -83,7 +83,7 @@ def replica_nodes() -> list[dict]:
     import ray
     from ray._private import state  # the public state API needs the dashboard, which local runs leave off
 
-    from evalsvc.engines.serve_llm import REPLICA_NAME
+    from evalsvc.engines.serve_llm import replica_app
     from evalsvc.pipeline.release import ENGINE_CLASS, LIVE_ACTOR
 
     job = ray.get_runtime_context().get_job_id()
@@ -94,8 +94,8 @@ def replica_nodes() -> list[dict]:
             continue
         if ENGINE_CLASS in name and a["JobID"] == job:
             role, app = "engine", None
-        elif name.startswith("ServeReplica:") and f":{REPLICA_NAME}:" in name:
-            role, app = "serve", name.split(":")[1]
+        elif (app := replica_app(name)) is not None:
+            role = "serve"
         else:
             continue
         where = a.get("Address") or {}

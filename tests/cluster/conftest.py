@@ -11,11 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from evalsvc.engines.serve_llm import REPLICA_NAME
-
 ENGINE_CLASS = "vLLMEngineStageUDF"
-# A Serve replica actor is named ServeReplica:<app>:<deployment>; evalsvc's deployments carry the replica class.
-JUDGE_REPLICA_CLASS = REPLICA_NAME
 LIVE = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE", "RESTARTING")
 
 

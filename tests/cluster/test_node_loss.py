@@ -13,12 +13,13 @@ import time
 import pyarrow.dataset as ds
 import pytest
 
+from evalsvc.engines.serve_llm import REPLICA_NAME
 from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.uri import S3Conn, filesystem, split_s3
-from tests.cluster.conftest import ENGINE_CLASS, JUDGE_REPLICA_CLASS, actors_of, joined_cluster
+from tests.cluster.conftest import ENGINE_CLASS, actors_of, joined_cluster
 from tests.conftest import list_keys
 from tests.pipeline.conftest import S3_REFS, env_vars
 
@@ -160,7 +161,7 @@ def test_losing_the_judge_node_mid_run_waits_for_the_judge_and_judges_every_reco
         control = ControlStore(conn)
         run = Background(m, RunOptions(address=c.address, run_id=layout.run_id))
         wait_for(lambda: records_done(control, layout) > 0, 600, run)  # the judge is up and judging
-        judge_actors = actors_of(JUDGE_REPLICA_CLASS)
+        judge_actors = actors_of(REPLICA_NAME)
         assert {a["Address"]["NodeID"] for a in judge_actors.values()} == {nodes["judge"]}
         nodes["judge"] = lose(c, workers, nodes["judge"], {"judge_node": 1}).node_id
         result = run.join(1200)
@@ -203,7 +204,7 @@ def test_a_driver_killed_mid_run_is_resumed_on_the_live_cluster_writing_only_wha
         while time.monotonic() < end and proc.poll() is None and not record_files(s3, layout):
             time.sleep(0.5)
         assert proc.poll() is None, (tmp_path / "driver.log").read_text(errors="replace")[-2000:]
-        judge_before = set(actors_of(JUDGE_REPLICA_CLASS))
+        judge_before = set(actors_of(REPLICA_NAME))
         os.kill(proc.pid, signal.SIGKILL)  # the driver alone: raylets, Serve and the judge app stay
         proc.wait()
         generated = max((c.get("generated", 0) for c in (control.get_json(layout.status_json) or {}).get("cells", [])),
@@ -212,7 +213,7 @@ def test_a_driver_killed_mid_run_is_resumed_on_the_live_cluster_writing_only_wha
         written = len({r["record_key"] for r in raw_records(layout, conn)})
         result = execute(validate_manifest(data), RunOptions(address=c.address, run_id=layout.run_id, keep_judge=True))
         rows = raw_records(layout, conn)
-        judge_after = set(actors_of(JUDGE_REPLICA_CLASS))
+        judge_after = set(actors_of(REPLICA_NAME))
     planned = 12 * 2 * 4
     keys = [r["record_key"] for r in rows]
     assert result.state == "succeeded", result.info.get("error")

@@ -33,6 +33,13 @@ class AppDeployment:
         return f"{REPLICA_NAME}:{self.model_id}"  # build_llm_deployment's name: the replica class, then the model id
 
 
+def replica_app(actor_class: str) -> str | None:
+    """The app an evalsvc replica actor serves, from its class name (Serve names them
+    ServeReplica:<app>:<deployment>, and evalsvc's deployments start with REPLICA_NAME); None for any other actor."""
+    parts = actor_class.split(":")
+    return parts[1] if len(parts) > 3 and parts[0] == "ServeReplica" and parts[2] == REPLICA_NAME else None
+
+
 def _serve():
     try:
         from ray import serve
