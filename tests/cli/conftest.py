@@ -3,6 +3,8 @@ reach them (a test that needs one sets it)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -10,3 +12,9 @@ import pytest
 def no_cluster_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("EVALSVC_OUTPUT", "RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A home folder of the test's own: saved cluster connections and ~/.ray/auth_token are read from there."""
+    monkeypatch.setenv("HOME", str(tmp_path))

@@ -12,10 +12,7 @@ import pytest
 from evalsvc.store.control import ControlStore
 from evalsvc.store.layout import RunLayout
 
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))  # saved cluster connections are read from the home folder
+pytestmark = pytest.mark.usefixtures("own_home")
 
 
 @pytest.fixture

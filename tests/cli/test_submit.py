@@ -9,10 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))  # saved cluster connections are read from the home folder
+pytestmark = pytest.mark.usefixtures("own_home")
 
 
 @pytest.fixture
