@@ -14,6 +14,18 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
+# Worth another try: rate limits, timeouts, conflicts and server-side failures; other 4xx answers are final.
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class RequestRefused(RuntimeError):
+    """The server refused the request itself (a 4xx answer such as a prompt longer than the model's context):
+    sending it again gets the same answer, so it is never retried."""
+
+
+def refused(status: int | None) -> bool:
+    """True for an HTTP status that says the request, not the server, is at fault."""
+    return status is not None and 400 <= status < 500 and status not in RETRY_STATUS
 
 
 class ChatClient(Protocol):
@@ -38,6 +50,15 @@ class ChatTarget:
     gate: str | None = None  # named start-up gate actor when the app is still starting in the background
 
 
+def no_choice_error(answer) -> RuntimeError:
+    """The error for an OpenAI-style answer without choices: a `RequestRefused` when the server refused the request
+    itself (its error code a final 4xx, e.g. a prompt longer than the model's context)."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    kind = RequestRefused if isinstance(code, int) and refused(code) else RuntimeError
+    return kind(f"judge deployment answered without choices: {str(answer)[:300]}")
+
+
 class HttpChat:
     def __init__(self, url: str, api_key: str | None, timeout_s: float = 300.0):
         import httpx
@@ -51,7 +72,8 @@ class HttpChat:
     async def choice(self, body: dict) -> dict:
         r = await self._client.post("/chat/completions", json=body)
         if r.status_code >= 400:
-            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:300]}")
+            error = RequestRefused if refused(r.status_code) else RuntimeError
+            raise error(f"HTTP {r.status_code}: {r.text[:300]}")
         return r.json()["choices"][0]
 
 
@@ -76,15 +98,18 @@ async def ready(clients) -> None:
 
 
 async def chat_with_retries(client: ChatClient, body: dict, attempts: int = 4, base_delay: float = 1.0) -> str:
-    """Retry transient failures with jittered exponential backoff; the last error propagates."""
+    """Retry transient failures with jittered exponential backoff; the last error (or a refusal) propagates."""
     return await with_retries(lambda: client.chat(body), attempts, base_delay)
 
 
 async def with_retries(call: Callable[[], Awaitable[T]], attempts: int = 4, base_delay: float = 1.0) -> T:
-    """`call()` until it succeeds, backing off (jittered, exponential) between tries; the last error propagates."""
+    """`call()` until it succeeds, backing off (jittered, exponential) between tries; the last error propagates, and
+    a `RequestRefused` at once."""
     for attempt in range(attempts):
         try:
             return await call()
+        except RequestRefused:
+            raise
         except Exception:
             if attempt == attempts - 1:
                 raise

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-# Worth another try: rate limits, timeouts, conflicts and server-side failures; other 4xx answers are final.
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+from evalsvc.engines.chat import RETRY_STATUS
+
 MAX_BACKOFF_S = 30.0
 MAX_RETRY_AFTER_S = 60.0
 ERROR_BODY_CHARS = 300

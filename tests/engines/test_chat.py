@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from evalsvc.engines.chat import through_outages
+from evalsvc.engines.chat import RequestRefused, chat_with_retries, no_choice_error, refused, through_outages
 
 
 class Lost(Exception):
@@ -53,3 +53,36 @@ def test_the_wait_is_bounded_and_the_last_loss_propagates():
     with pytest.raises(Lost):
         run(call, wait_s=0.05)
     assert call.calls > 1
+
+
+class Refusing:
+    """A client whose server refuses every request as a final 4xx answer (or, `transient`, fails as a 503 does)."""
+
+    def __init__(self, transient: bool = False):
+        self.transient, self.calls = transient, 0
+
+    async def chat(self, body: dict) -> str:
+        self.calls += 1
+        status = 503 if self.transient else 400
+        raise no_choice_error({"error": {"message": "prompt longer than the context", "code": status}})
+
+
+def test_a_request_the_server_refuses_is_not_sent_again():
+    """A prompt longer than the judge's context gets the same 400 every time: one call, the refusal propagates."""
+    client = Refusing()
+    with pytest.raises(RequestRefused, match="longer than the context"):
+        asyncio.run(chat_with_retries(client, {}, attempts=4, base_delay=0.001))
+    assert client.calls == 1
+
+
+def test_a_server_side_failure_is_retried_until_the_attempts_are_spent():
+    client = Refusing(transient=True)
+    with pytest.raises(RuntimeError) as err:
+        asyncio.run(chat_with_retries(client, {}, attempts=3, base_delay=0.001))
+    assert not isinstance(err.value, RequestRefused) and client.calls == 3
+
+
+@pytest.mark.parametrize(("status", "final"), [(400, True), (404, True), (422, True), (408, False), (429, False),
+                                               (500, False), (None, False)])  # fmt: skip
+def test_which_statuses_are_final(status, final):
+    assert refused(status) is final

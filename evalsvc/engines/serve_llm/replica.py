@@ -11,6 +11,8 @@ from __future__ import annotations
 from ray.serve.llm import LLMServer
 from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
+from evalsvc.engines.chat import no_choice_error
+
 
 class DictChatServer(LLMServer):
     async def choice(self, body: dict) -> dict:
@@ -20,5 +22,6 @@ class DictChatServer(LLMServer):
             data = out.model_dump() if hasattr(out, "model_dump") else out
             if isinstance(data, dict) and data.get("choices"):
                 return data["choices"][0]
-            raise RuntimeError(f"judge deployment answered without choices: {str(data)[:300]}")
+            raise no_choice_error(data)
         raise RuntimeError("judge deployment answered nothing")
+
