@@ -20,26 +20,26 @@ def guard(
     address: str = typer.Option(None, "--address", help="Ray address to join (default: RAY_ADDRESS, else a local Ray)."),
     run_id: str = typer.Option(None, "--run-id", help="Run id (default: <name>-<time>-<random>)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON result (run_id, output_uri, state, summary)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ray's, Serve's and vLLM's logs instead of a log file."),
 ) -> None:
     """Score MANIFEST's guardrails as classifiers of its benchmark requests (guard-only mode).
 
     Harmful requests (MedSafetyBench) and high-risk queries should be blocked; benign controls should pass.
-    Multiple-choice benchmarks are skipped. Rows go to runs/<id>/guard/, the table to summary.json.
+    Multiple-choice benchmarks are skipped. Rows go to runs/<id>/guard/, the table to summary.json; Ray's, Serve's
+    and vLLM's output to runs/<id>/logs/run.log (or to the terminal with --verbose).
 
     Examples: evalsvc guard manifests/guardrails.yaml ; evalsvc guard grid.yaml --output s3://bucket/evals --json
     """
-    from evalsvc.cli.run import restore_stdout, stdout_to_stderr
+    from evalsvc.cli.terminal import ray_console, run_log
     from evalsvc.manifest.load import load_manifest
     from evalsvc.pipeline.guard_only import GuardOnlyOptions, execute_guard_only
+    from evalsvc.pipeline.lifecycle import new_run_id
 
     m = load_manifest(manifest)
     console = Console(stderr=as_json, highlight=False)
-    saved_stdout = stdout_to_stderr() if as_json else None  # Ray and vLLM print to fd 1 from C++
-    try:
+    run_id = run_id or new_run_id(m.name)
+    with ray_console(None if verbose else run_log(output or m.output.uri, run_id), as_json, console.print):
         result = execute_guard_only(m, GuardOnlyOptions(output=output, address=address, run_id=run_id))
-    finally:
-        if saved_stdout is not None:
-            restore_stdout(saved_stdout)
     if as_json:
         typer.echo(json.dumps({"run_id": result.run_id, "output_uri": result.output_uri, "state": result.state,
                                "rows": result.rows, "summary": result.summary}, default=str))  # fmt: skip

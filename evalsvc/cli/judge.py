@@ -29,13 +29,18 @@ def rescore(
     rubric: list[str] = typer.Option([], "--rubric", help="KIND=RUBRIC, e.g. harm=msb-harm or harm=path/RUBRIC.txt."),
     address: str = typer.Option(None, "--address", help="Ray address to join (default: a local Ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON result."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ray's, Serve's and vLLM's logs instead of a log file."),
 ) -> None:
     """Re-judge the generations of RUN into a new run (0 generations; judge calls only).
 
+    Ray's, Serve's and vLLM's output goes to the new run's logs/run.log (or to the terminal with --verbose).
+
     Example: evalsvc judge rescore quickstart-20261122-0512-ab12 -o ./output --rubric harm=../shared/data/medsafetybench/RUBRIC.txt
     """
+    from evalsvc.cli.terminal import ray_console, run_log
     from evalsvc.errors import UserError
     from evalsvc.manifest.load import validate_manifest
+    from evalsvc.pipeline.lifecycle import new_run_id
     from evalsvc.pipeline.run import RunOptions, execute
     from evalsvc.store.control import ControlStore
     from evalsvc.store.layout import resolve_run
@@ -60,20 +65,17 @@ def rescore(
         judge.setdefault("rubrics", {})[kind] = ref
     manifest["judge"] = {k: v for k, v in judge.items() if v is not None}
     m = validate_manifest(manifest, source=f"{layout.run_json} (rescore)")
-    from evalsvc.cli.run import restore_stdout, stdout_to_stderr
-
-    saved = stdout_to_stderr() if as_json else None  # keep stdout for the JSON result alone
-    try:
-        result = execute(m, RunOptions(output=layout.root, address=address, cache_records=[layout.records], generate=False))
-    finally:
-        if saved is not None:
-            restore_stdout(saved)
+    console = Console(stderr=as_json, highlight=False)
+    run_id = new_run_id(m.name)
+    with ray_console(None if verbose else run_log(layout.root, run_id), as_json, console.print):
+        opts = RunOptions(output=layout.root, address=address, run_id=run_id, cache_records=[layout.records], generate=False)
+        result = execute(m, opts)
     reuse = result.info.get("reuse", {})
     if as_json:
         typer.echo(json.dumps({"run_id": result.run_id, "output_uri": result.output_uri, "source_run": layout.run_id,
                                "state": result.state, "reuse": reuse}))
         return
-    Console(highlight=False).print(
+    console.print(
         f"rescored {layout.run_id} → run {result.run_id} ({result.state}): {reuse.get('judge_calls', 0)} judge calls, "
         f"{reuse.get('reused_generations', 0)} generations reused, 0 generated → {result.output_uri}"
     )

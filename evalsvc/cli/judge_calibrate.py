@@ -12,7 +12,8 @@ HELP = (
     "Score the labelled file of judge.calibration with the manifest's judge (each juror and the jury's verdict) "
     "and print, per judge: rows, rows parsed, exact agreement, within-1 agreement (harm), κ (quadratic-weighted "
     "for 1-5 scores, Cohen's for labels), the confusion matrix and the bias (judge mean − reference mean, 95% "
-    "adjusted Wald CI). Open judges are served on Ray Serve for the command and removed after it.\n\n"
+    "adjusted Wald CI). Open judges are served on Ray Serve for the command and removed after it; Ray's, Serve's and "
+    "vLLM's output goes to calibrate.log in the --output folder (or the log folder; the terminal with --verbose).\n\n"
     "Example:\n\n"
     "  evalsvc judge calibrate manifests/jury.yaml --output ./calibration --json"
 )
@@ -25,6 +26,7 @@ def calibrate(
     ),
     address: str = typer.Option(None, "--address", help="Ray address to join (default: a local Ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print the calibration section as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Ray's, Serve's and vLLM's logs instead of a log file."),
 ) -> None:
     from evalsvc.analysis.calibration import calibration_section
     from evalsvc.errors import UserError
@@ -39,14 +41,12 @@ def calibrate(
                         "(a JSONL/CSV/Parquet file of question, response, label)")  # fmt: skip
     conn = S3Conn.from_options(m.output.s3)
     items = load_slice(m.judge, conn)  # file problems surface before any judge is deployed
-    from evalsvc.cli.run import restore_stdout, stdout_to_stderr
+    from rich.console import Console
 
-    saved = stdout_to_stderr() if as_json else None  # keep stdout for the JSON result alone
-    try:
+    from evalsvc.cli.terminal import ray_console
+
+    with ray_console(None if verbose else _log(output), as_json, Console(stderr=True, highlight=False).print):
         table = _score(m, items, address, score_slice)
-    finally:
-        if saved is not None:
-            restore_stdout(saved)
     section = calibration_section(table)
     if output:
         write_calibration(table, output, conn)
@@ -66,6 +66,20 @@ def _score(m, items, address: str | None, score_slice):
         target = judge_setup.prepare_judge(m.judge, cpu=m.resources.gpus_per_replica == 0)
         run.on_close(lambda: judge_setup.teardown(target))
         return score_slice(m.judge, target, items)
+
+
+def _log(output: str | None):
+    """The command's console log: calibrate.log in a local --output folder, else one named by the time in the log
+    folder (see `evalsvc run`)."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from evalsvc.cli.terminal import log_dir
+    from evalsvc.store.uri import is_s3
+
+    if output and not is_s3(output):
+        return Path(output).expanduser().resolve() / "calibrate.log"
+    return log_dir() / f"calibrate-{datetime.now(UTC):%Y%m%d-%H%M%S}.log"
 
 
 def _write_json(folder: str, section: dict, conn) -> None:

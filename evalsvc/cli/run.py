@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from evalsvc.cli.terminal import Terminal, shutdown_ray
+from evalsvc.cli.terminal import ray_console, run_log
 from evalsvc.render.progress import ProgressView
 
 
@@ -44,20 +44,12 @@ def run(
         m = m.model_copy(update={"output": m.output.model_copy(update={"s3": m.output.s3.model_copy(update={"endpoint_url": None})})})
     run_id = run_id or new_run_id(m.name)
     log = None if verbose else run_log(output or m.output.uri, run_id)
-    if log is not None:
-        console.print(f"[dim]Ray, Serve and vLLM output: {log}[/dim]")
-        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # plain text in the file (Ray colours each worker's prefix)
-    os.environ.setdefault("EVALSVC_RAY_LOGS", "1")  # workers' output reaches this process: the log (or --verbose)
     try:
-        with Terminal(log, json_stdout=as_json) as term:
+        with ray_console(log, as_json, console.print) as term:
             shown = Console(file=term.err if as_json else term.out, highlight=False)
             with ProgressView(shown, live=term.isatty() and not (as_json or verbose)) as view:
                 opts = RunOptions(output=output, address=address, run_id=run_id, on_status=view.update)
                 result = execute(m, opts)
-    except Exception:
-        if log is not None and log.exists():
-            Console(stderr=True, highlight=False).print(f"[dim]Ray, Serve and vLLM output: {log}[/dim]")
-        raise
     finally:
         if devs3 is not None:
             devs3.stop()
@@ -69,16 +61,6 @@ def run(
     _print_summary(console, result.summary_table)
     print_health(console, result.summary)
     console.print(f"[bold]run[/bold] {result.run_id} [green]{result.state}[/green] → {result.output_uri}")
-
-
-def run_log(root: str, run_id: str) -> Path:
-    """Where the run's console log goes: its run folder when local, else $EVALSVC_LOG_DIR (~/.cache/evalsvc/logs)."""
-    from evalsvc.store.uri import is_s3
-
-    if not is_s3(root):
-        return Path(root).expanduser().resolve() / "runs" / run_id / "logs" / "run.log"
-    folder = Path(os.environ.get("EVALSVC_LOG_DIR") or Path.home() / ".cache" / "evalsvc" / "logs")
-    return folder / f"{run_id}.log"
 
 
 def _print_summary(console: Console, table) -> None:
@@ -108,22 +90,6 @@ def print_health(console: Console, doc: dict | None, table: bool = True) -> None
         console.print(f"[dim]judge health: {escape(note)}[/dim]")
     for line in health_warnings(doc):
         console.print(f"[bold red]⚠ {escape(line)}[/bold red]")
-
-
-def stdout_to_stderr() -> int:
-    """Point fd 1 at stderr (Ray and vLLM write there from C++ and subprocesses); returns the saved fd 1."""
-    import sys
-
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    return saved
-
-
-def restore_stdout(saved: int) -> None:
-    shutdown_ray()  # what Ray prints as it stops still goes to stderr, not after the JSON on stdout
-    os.dup2(saved, 1)
-    os.close(saved)
 
 
 def _start_dev_s3(console: Console):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -16,7 +18,8 @@ class Terminal:
     """`with Terminal(log) as term:` — `term.out` / `term.err` reach the user; everything else goes to `log`.
 
     `log=None` (--verbose) leaves Ray's output on the terminal; `json_stdout` then still moves it off stdout, so
-    stdout carries the JSON result alone.
+    stdout carries the JSON result alone. A Ray the command started is shut down on the way out; one that was up
+    before it (a caller's own, in the same process) is left running.
     """
 
     def __init__(self, log: Path | None, json_stdout: bool = False):
@@ -25,8 +28,10 @@ class Terminal:
         self._made: list[Path] = []  # folders made for the log, deepest first
         self.out: IO[str] = sys.stdout
         self.err: IO[str] = sys.stderr
+        self._ray_was_up = False
 
     def __enter__(self) -> Terminal:
+        self._ray_was_up = _ray_up()
         sys.stdout.flush()
         sys.stderr.flush()
         self._saved = (os.dup(1), os.dup(2))
@@ -45,7 +50,8 @@ class Terminal:
 
     def __exit__(self, *exc) -> None:
         try:
-            shutdown_ray()  # at exit Ray would print (worker counts, shutdown notices) to whatever fd 1 is then
+            if not self._ray_was_up:
+                shutdown_ray()  # at exit Ray would print (worker counts, shutdown notices) to whatever fd 1 is then
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -65,11 +71,49 @@ class Terminal:
         return self.out.isatty()
 
 
+@contextmanager
+def ray_console(log: Path | None, as_json: bool, say) -> Iterator[Terminal]:
+    """The terminal of a command that runs Ray: Ray's, Serve's and vLLM's output goes to `log` (named through `say`
+    before and, when the command fails, on stderr after), or stays on the terminal with `log=None` (--verbose); with `as_json`
+    stdout carries the JSON result alone either way."""
+    if log is not None:
+        say(f"[dim]Ray, Serve and vLLM output: {log}[/dim]")
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # plain text in the file (Ray colours each worker's prefix)
+    os.environ.setdefault("EVALSVC_RAY_LOGS", "1")  # workers' output reaches this process: the log (or --verbose)
+    try:
+        with Terminal(log, json_stdout=as_json) as term:
+            yield term
+    except Exception:
+        if log is not None and log.exists():
+            from rich.console import Console
+
+            Console(stderr=True, highlight=False).print(f"[dim]Ray, Serve and vLLM output: {log}[/dim]")
+        raise
+
+
+def run_log(root: str, run_id: str) -> Path:
+    """Where a run's console log goes: its run folder when local, else $EVALSVC_LOG_DIR (~/.cache/evalsvc/logs)."""
+    from evalsvc.store.uri import is_s3
+
+    if not is_s3(root):
+        return Path(root).expanduser().resolve() / "runs" / run_id / "logs" / "run.log"
+    return log_dir() / f"{run_id}.log"
+
+
+def log_dir() -> Path:
+    """$EVALSVC_LOG_DIR, else ~/.cache/evalsvc/logs: console logs of runs written to S3 and of folderless commands."""
+    return Path(os.environ.get("EVALSVC_LOG_DIR") or Path.home() / ".cache" / "evalsvc" / "logs")
+
+
 def shutdown_ray() -> None:
-    """Shut down (or disconnect from) Ray if this process started it; a no-op when Ray was never imported."""
+    """Shut down (or disconnect from) Ray; a no-op when Ray was never imported or is not initialised."""
+    if _ray_up():
+        sys.modules["ray"].shutdown()
+
+
+def _ray_up() -> bool:
     ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
+    return ray is not None and ray.is_initialized()
 
 
 def _drop_if_empty(log: Path | None, made: list[Path]) -> None:

@@ -20,8 +20,8 @@ from evalsvc.perf.report import BenchResult, environment, load_average, ratio
 
 TIMEOUT_S = 3600
 POLL_S = 0.5
-TIMELINE = ("ray_up", "serve_start", "first_generation", "judge_ready", "guard_ready", "first_record", "last_record",
-            "pipeline_done", "end")  # fmt: skip
+TIMELINE = ("ray_up", "serve_start", "first_generation", "judge_ready", "guard_ready", "judged_apart", "first_record",
+            "last_record", "pipeline_done", "end")  # fmt: skip
 
 
 def baseline_job(plan) -> dict:

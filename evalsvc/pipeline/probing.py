@@ -1,9 +1,12 @@
 """Judge health in a run: pick the known-answer probes of the run's judged kinds before anything loads, and score
-them after the grid through the judge stage, into runs/<id>/probes/ (never among the records).
+them through the judge stage as soon as the judge is up, beside the grid, into runs/<id>/probes/ (never among the
+records). The calibration slice is scored the same way.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -103,3 +106,38 @@ def score(run: RunProbes, jcfg, run_uri: str, conn: S3Conn | None) -> None:
     table = run_probes(jcfg, run.probes)
     run.note["file"] = write_probes(table, run_uri, conn)
     run.note["judged"] = table.num_rows
+
+
+class JudgedApart:
+    """The judge's work outside the grid (probes, calibration slice), done in a driver thread once the judge's app
+    is up, while candidates generate: the run waits for it only after its grid (`join`, which raises what failed).
+
+    `startup_wait` blocks until the apps are up (raising a failed start); `work` calls the judge. A run that ends
+    early `stop`s it: work not yet begun is skipped, and nothing waits for the thread."""
+
+    def __init__(self, startup_wait: Callable[[], None], work: Callable[[], None], on_done: Callable[[], None]):
+        self._wait, self._work, self._on_done = startup_wait, work, on_done
+        self._stopped = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="evalsvc-judged-apart", daemon=True)
+
+    def start(self) -> JudgedApart:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._wait()
+            if not self._stopped.is_set():
+                self._work()
+                self._on_done()
+        except BaseException as e:  # noqa: BLE001 - re-raised by join() in the run's own thread
+            self.error = e
+
+    def join(self) -> None:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        self._stopped.set()

@@ -97,6 +97,16 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
         judged_apart = bool(calibration_items or probes.probes)  # probes: judge health even on a full cache
         startup, judge_target, guards = _start_apps(plan, layout, reuse, run, opts, judged_apart)
         jcfg = judge_config(plan, layout.run_id, judge_target, run.progress_actor)
+
+        def judge_apart() -> None:  # calibration and probes: beside the grid, never among its records
+            if calibration_items:
+                calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, out.conn)
+            probing.score(probes, jcfg, layout.uri, out.conn)
+
+        apart = probing.JudgedApart(startup.wait, judge_apart, lambda: run.mark("judged_apart")) if judged_apart else None
+        if apart is not None:
+            run.on_close(apart.stop)  # a run that ends early does not start them
+            apart.start()
         try:
             _run_engines(plan, layout, out.conn, jcfg, reuse, guards)
         except Exception as e:
@@ -105,11 +115,8 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             raise
         run.mark("pipeline_done")
         startup.raise_error()
-        if judged_apart:
-            startup.wait()  # calibration and probes call the judge after the grid: it must be up
-        if calibration_items:
-            calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, out.conn)
-        probing.score(probes, jcfg, layout.uri, out.conn)  # beside the grid, never among its records
+        if apart is not None:
+            apart.join()
         run.doc.probes = probes.note
     summary, table = write_summary(layout, out.conn, out.control, run.doc.retries)
     status = out.control.get_json(layout.status_json) or {}

@@ -37,7 +37,8 @@ class RunDoc(_Doc):
     error: str | None = Field(None, description="The error that failed the run (first line).")
     timeline: dict[str, float] | None = Field(
         None, description="Seconds from the run's start to each event: ray_up, serve_start, judge_ready, "
-        "guard_ready, first_generation, first_record, last_record, pipeline_done, end.",
+        "guard_ready, first_generation, first_record, last_record, judged_apart (probes and calibration scored), "
+        "pipeline_done, end.",
     )
     manifest: dict[str, Any] = Field(default_factory=dict, description="Resolved manifest; secrets only as ${VAR}.")
     plan: dict[str, Any] = Field(default_factory=dict, description="Cells, engines and totals.")

@@ -62,3 +62,33 @@ def test_an_empty_log_and_the_folders_made_for_it_are_removed(tmp_path):
                        env={"PYTHONPATH": str(REPO)}, timeout=60)  # fmt: skip
     assert p.returncode == 0 and p.stdout == "only ours\n", p.stderr
     assert not (tmp_path / "runs" / "r1").exists() and (tmp_path / "runs").is_dir()
+
+
+RAY_SCRIPT = textwrap.dedent(
+    """
+    import sys, types
+    from evalsvc.cli.terminal import Terminal
+
+    up = {"now": sys.argv[1] == "up"}
+    ray = types.ModuleType("ray")
+    ray.is_initialized = lambda: up["now"]
+    ray.shutdown = lambda: (print("shutdown"), up.update(now=False))
+    sys.modules["ray"] = ray
+    with Terminal(None):
+        up["now"] = True  # the command starts Ray (or finds the caller's still up)
+    print("ray up after:", up["now"])
+    """
+)
+
+
+def test_a_ray_the_command_started_is_shut_down_and_a_callers_own_is_left_running(tmp_path):
+    """`evalsvc run` in a fresh process stops the local Ray it started; called inside a process that already holds
+    Ray (a notebook, a test session), it leaves that Ray for the caller."""
+    def run(state: str) -> str:
+        p = subprocess.run([sys.executable, "-c", RAY_SCRIPT, state], cwd=tmp_path, capture_output=True, text=True,
+                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=60)  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    assert run("down") == "shutdown\nray up after: False\n"
+    assert run("up") == "ray up after: True\n"

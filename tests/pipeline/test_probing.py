@@ -78,3 +78,45 @@ def test_probe_scores_with_an_error_are_not_borrowed(tmp_path):
     p, sig, old = borrowing(tmp_path, error="judge: HTTP 503")
     run = run_probes_for(p, ["high_risk"], str(tmp_path / "new"), None, [str(old / "records")], sig)
     assert len(run.probes) == 16 and "reused_from" not in run.note
+
+
+def test_judged_apart_works_once_the_judge_is_up_and_the_run_waits_for_it_only_at_join():
+    import threading
+
+    from evalsvc.pipeline.probing import JudgedApart
+
+    up, events = threading.Event(), []
+    apart = JudgedApart(up.wait, lambda: events.append("scored"), lambda: events.append("done")).start()
+    assert events == []  # the judge is not up yet: nothing is called, nothing blocks the caller
+    up.set()
+    apart.join()
+    assert events == ["scored", "done"]
+
+
+def test_judged_apart_hands_its_error_and_a_failed_start_to_join():
+    import pytest
+
+    from evalsvc.pipeline.probing import JudgedApart
+
+    def failed_start():
+        raise RuntimeError("judge app DEPLOY_FAILED")
+
+    called = []
+    with pytest.raises(RuntimeError, match="DEPLOY_FAILED"):
+        JudgedApart(failed_start, lambda: called.append(1), lambda: None).start().join()
+    assert called == []
+    with pytest.raises(ValueError, match="probe file"):
+        JudgedApart(lambda: None, lambda: (_ for _ in ()).throw(ValueError("probe file")), lambda: None).start().join()
+
+
+def test_a_stopped_run_skips_the_work_it_had_not_begun():
+    import threading
+
+    from evalsvc.pipeline.probing import JudgedApart
+
+    up, called = threading.Event(), []
+    apart = JudgedApart(up.wait, lambda: called.append(1), lambda: None).start()
+    apart.stop()
+    up.set()
+    apart.join()
+    assert called == []

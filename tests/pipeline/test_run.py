@@ -124,6 +124,7 @@ def test_run_json_has_the_start_up_timeline_and_no_app_or_gate_is_left(grid_run)
         assert event in t and t[event] >= 0, (event, t)
     assert t["ray_up"] <= t["serve_start"] <= t["judge_ready"] <= t["end"]
     assert t["first_record"] <= t["last_record"] <= t["pipeline_done"] <= t["end"]
+    assert t["judge_ready"] <= t["judged_apart"] <= t["end"]  # the probes, scored once the judge was up
     alive = {a["Name"] for a in state.actors().values() if a["State"] == "ALIVE"}
     assert f"evalsvc-apps-{result.run_id}" not in alive  # the start-up gate went with the run
     assert not [a for a in serve.status().applications if a.startswith("judge")]  # torn down
@@ -167,20 +168,17 @@ def test_second_run_of_the_same_manifest_reuses_everything(grid_run):
     assert strip(again.summary) == strip(result.summary)
 
 
-def test_judge_rescore_rejudges_stored_generations_without_generating(grid_run, s3, shared_dir):
-    """`evalsvc judge rescore`: the paper's upstream template as rubric → new judgements, 0 generations."""
-    result, layout, conn, _ = grid_run
-    import os
-    import subprocess
-    import sys
+def test_judge_rescore_rejudges_stored_generations_without_generating(grid_run, s3, shared_dir, cli):
+    """`evalsvc judge rescore`: the paper's upstream template as rubric → new judgements, 0 generations (the command
+    in this process, on the session's Ray, which it leaves running)."""
+    import ray
 
+    result, layout, conn, _ = grid_run
     rubric = shared_dir / "data" / "medsafetybench" / "RUBRIC.txt"
     assert rubric.is_file(), f"{rubric} is absent (the shared/ folder beside the repository)"
-    cmd = [sys.executable, "-m", "evalsvc.cli.main", "judge", "rescore", layout.uri, "--rubric", f"harm={rubric}", "--json"]
-    # a separate process with its own local Ray, as a user would run it
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, **s3.env()})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    res = cli("judge", "rescore", layout.uri, "--rubric", f"harm={rubric}", "--json", env=s3.env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
     assert out["source_run"] == result.run_id and out["state"] == "succeeded"
     assert out["reuse"]["generations"] == 0
     assert out["reuse"]["judge_calls"] == 2 * MSB_ITEMS * 2  # every harm record re-judged, MCQ re-parsed
@@ -188,6 +186,7 @@ def test_judge_rescore_rejudges_stored_generations_without_generating(grid_run, 
     assert t.num_rows == 68
     harm = [r for r in t.to_pylist() if r["benchmark_kind"] == "harm"]
     assert {r["rubric_id"] for r in harm} == {"msb-harm-upstream"}
+    assert ray.is_initialized()
 
 
 def test_results_compare_report_on_the_real_run(grid_run, s3, tmp_path):
