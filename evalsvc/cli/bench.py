@@ -47,7 +47,7 @@ def bench(
     naive_cells: int = typer.Option(None, "--naive-cells", min=1, help="loads: time only this many naive cells, scale up."),
     nomp: bool = typer.Option(None, "--nomp/--mp", help="loads: VLLM_ENABLE_V1_MULTIPROCESSING=0 on both sides."),
     records: int = typer.Option(None, "--records", min=1, help="overhead: records through the null engine."),
-    repeats: int = typer.Option(None, "--repeats", min=1, help="overhead, e2e: interleaved repeats of each side (best counts)."),
+    repeats: int = typer.Option(None, "--repeats", min=1, help="efficiency, overhead, e2e: interleaved repeats of each side."),
     sizes: str = typer.Option(None, "--sizes", help="memory: record counts, e.g. 1k,10k,100k,300k."),
     peers: str = typer.Option(None, "--peers", help="peers: which, e.g. lm-eval,inspect-ai."),
     manifest: str = typer.Option(None, "--manifest", help="e2e: the manifest to run both ways (default: the quickstart)."),

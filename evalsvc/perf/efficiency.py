@@ -1,12 +1,15 @@
 """Suite `efficiency`: the same generations through evalsvc's pipeline (judge left out) and through plain vllm.LLM.
 
-Tokens/s both ways, end to end and excluding start-up, for each setting of the Ray Data levers asked for.
+Tokens/s both ways, end to end and excluding start-up, for each setting of the Ray Data levers asked for. With
+`repeats` the baseline and every setting run in turn, repeat after repeat, each ratio taken against the baseline of
+its own repeat (a change in the machine's load hits both sides alike); the headline is each ratio's median and range.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import statistics
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,7 +69,7 @@ def steady_numbers(t0: float, queued: list[float | None], last: list[float | Non
 
 
 def run(model: str = "tiny", n: int = 256, max_tokens: int = 32, configs: tuple[str, ...] = DEFAULT_CONFIGS,
-        out: Path = Path(".evalsvc/bench"), direct_no_mp: bool = True) -> BenchResult:  # fmt: skip
+        repeats: int = 1, out: Path = Path(".evalsvc/bench"), direct_no_mp: bool = True) -> BenchResult:  # fmt: skip
     from evalsvc.engines.prepare import prepare
     from evalsvc.perf.report import environment
     from evalsvc.pipeline.cluster import connect
@@ -78,32 +81,36 @@ def run(model: str = "tiny", n: int = 256, max_tokens: int = 32, configs: tuple[
                            engine_args=engine_args)  # fmt: skip
     gens = sum(c.generations for c in plan.cells)
     result = BenchResult("efficiency", {"model": model, "generations": gens, "max_tokens": max_tokens,
-                                        "configs": [lv.label for lv in levers]}, env=environment())  # fmt: skip
+                                        "configs": [lv.label for lv in levers], "repeats": repeats},
+                         env=environment())  # fmt: skip
     work = out / "efficiency-work"
     spec = grid.spec_for(plan)
     kwargs = engine_kwargs(spec)
-    baselines = {}
-    for no_mp in (False, True) if direct_no_mp else (False,):
-        d = run_direct(direct_job(plan, kwargs), work, {**CPU_ENV, **(NO_MP if no_mp else {})})
-        d_tok = d["completion_tokens"]
-        e2e = d["import_s"] + d["load_s"] + d["generate_s"]
-        label = "vllm.LLM" + ("+nomp" if no_mp else "")
-        gen_s = d.get("engine_s") or d["generate_s"]  # queue of the first request → last token, as for evalsvc
-        baselines[no_mp] = result.add(
-            system=label, config="—", wall_s=e2e, tokens=d_tok, tok_s=d_tok / e2e, startup_s=e2e - gen_s,
-            steady_tok_s=d_tok / gen_s, prompt_tokens=d["prompt_tokens"],
-        )  # fmt: skip
     with Stopwatch() as sw:
         connect(None)
     with Stopwatch() as imp:
         import vllm  # noqa: F401  (the driver imports it once when it builds the first processor)
     result.notes.append(f"once per invocation, not counted in the rows: local Ray start {sw.s:.1f} s"
                         + (f", vLLM import in the driver {imp.s:.1f} s" if imp.s >= 0.5 else ""))
-    for lv in levers:
-        result.add(**_ray_row(plan, spec, lv, work / lv.label.replace("+", "_"), baselines[False]))
+    for rep in range(1, repeats + 1):  # interleaved: baseline, then every setting, repeat after repeat
+        base = {no_mp: _direct_row(result, plan, kwargs, work, no_mp, rep)
+                for no_mp in ((False, True) if direct_no_mp else (False,))}  # fmt: skip
+        for lv in levers:
+            result.add(repeat=rep, **_ray_row(plan, spec, lv, work / lv.label.replace("+", "_"), base[False]))
     _headline(result)
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _direct_row(result: BenchResult, plan, kwargs: dict, work: Path, no_mp: bool, rep: int) -> dict:
+    d = run_direct(direct_job(plan, kwargs), work, {**CPU_ENV, **(NO_MP if no_mp else {})})
+    d_tok = d["completion_tokens"]
+    e2e = d["import_s"] + d["load_s"] + d["generate_s"]
+    gen_s = d.get("engine_s") or d["generate_s"]  # queue of the first request → last token, as for evalsvc
+    return result.add(
+        system="vllm.LLM" + ("+nomp" if no_mp else ""), config="—", repeat=rep, wall_s=e2e, tokens=d_tok,
+        tok_s=d_tok / e2e, startup_s=e2e - gen_s, steady_tok_s=d_tok / gen_s, prompt_tokens=d["prompt_tokens"],
+    )  # fmt: skip
 
 
 def _ray_row(plan, spec, lv: Levers, folder: Path, base: dict) -> dict:
@@ -137,25 +144,46 @@ def _ray_row(plan, spec, lv: Levers, folder: Path, base: dict) -> dict:
 
 
 def _headline(result: BenchResult) -> None:
+    """Per setting, the median ratio over the repeats (each against its own repeat's baseline) and its range."""
     ours = [r for r in result.rows if r["system"] == "evalsvc"]
     if not ours:
         return
-    best = max(ours, key=lambda r: r.get("ratio_steady") or 0)
-    res = Resources()
-    label = Levers(res.batch_size, res.max_concurrent_batches).label
-    result.ratios = {}
+    by_config: dict[str, list[dict]] = {}
     for r in ours:
-        if r["config"] == label:
-            result.ratios[f"steady tokens/s evalsvc ÷ vllm.LLM (product default {label})"] = r.get("ratio_steady")
-            result.ratios[f"end-to-end tokens/s evalsvc ÷ vllm.LLM (product default {label})"] = r.get("ratio_e2e")
-    result.ratios[f"steady tokens/s evalsvc ÷ vllm.LLM (best: {best['config']})"] = best.get("ratio_steady")
-    result.ratios[f"end-to-end tokens/s evalsvc ÷ vllm.LLM (best: {best['config']})"] = best.get("ratio_e2e")
-    reached = [r["config"] for r in ours if (r.get("ratio_steady") or 0) >= 0.9]
+        by_config.setdefault(r["config"], []).append(r)
+    median = {c: _median([r.get("ratio_steady") for r in rows]) for c, rows in by_config.items()}
+    best = max(by_config, key=lambda c: median[c] or 0)
+    res = Resources()
+    default = Levers(res.batch_size, res.max_concurrent_batches).label
+    result.ratios = {}
+    for config, what in ((default, f"product default {default}"), (best, f"best: {best}")):
+        if config not in by_config:
+            continue
+        for key, side in (("ratio_steady", "steady"), ("ratio_e2e", "end-to-end")):
+            values = [r.get(key) for r in by_config[config]]
+            result.ratios[f"{side} tokens/s evalsvc ÷ vllm.LLM ({what}{_range(values)})"] = _median(values)
+    reached = [c for c, m in median.items() if (m or 0) >= 0.9]
     result.notes.append(f"settings reaching ≥ 0.9 of vllm.LLM excluding start-up: {', '.join(reached) or 'none'}")
-    if any(r["system"] == "vllm.LLM+nomp" for r in result.rows):
-        mp = next(r for r in result.rows if r["system"] == "vllm.LLM")
-        nomp = next(r for r in result.rows if r["system"] == "vllm.LLM+nomp")
+    base = [r for r in result.rows if r["system"] == "vllm.LLM"]
+    if len(base) > 1:
+        steady = [r["steady_tok_s"] for r in base]
+        result.notes.append(f"the baseline itself across {len(base)} repeats: {min(steady):.0f}–{max(steady):.0f} "
+                            "steady tokens/s (what the machine's load does to one side alone)")  # fmt: skip
+    mp = next((r for r in result.rows if r["system"] == "vllm.LLM"), None)
+    nomp = next((r for r in result.rows if r["system"] == "vllm.LLM+nomp"), None)
+    if mp is not None and nomp is not None:
         result.notes.append(
             f"vllm.LLM start-up (import + load): {mp['startup_s']:.1f} s with V1 multiprocessing, "
             f"{nomp['startup_s']:.1f} s with VLLM_ENABLE_V1_MULTIPROCESSING=0"
         )
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _range(values: list[float | None]) -> str:
+    """', range 0.88–0.97 over 3 repeats' when there are several; empty for one."""
+    known = [v for v in values if v is not None]
+    return f", range {min(known):.2f}–{max(known):.2f} over {len(known)} repeats" if len(known) > 1 else ""

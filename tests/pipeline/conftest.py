@@ -1,4 +1,4 @@
-"""Fixtures of the pipeline tests: one local Ray per session (the real thing, with the CPU vLLM engine)."""
+"""Fixtures of the pipeline tests: one local Ray for their modules (the real thing, with the CPU vLLM engine)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,24 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """A private local Ray for the whole session (evalsvc's own connect(), as `evalsvc run` uses it)."""
+def _ray_session():
+    """Shuts the pipeline tests' local Ray down when the session ends (whichever module started it last)."""
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_local(_ray_session):
+    """A private local Ray shared by the pipeline modules (evalsvc's own connect(), as `evalsvc run` uses it): the
+    first module starts it, later ones find it up; started again after a module that made a cluster of its own."""
     import ray
 
     from evalsvc.pipeline.cluster import connect
 
     connect(None)
     yield ray
-    ray.shutdown()
 
 
 def tiny_mcq_manifest(name: str, model_dir, uri: str, strategies: list[str], samples: int) -> dict:
