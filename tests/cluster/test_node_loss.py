@@ -34,7 +34,7 @@ WORKER_CPUS = 6
 def cluster3():
     with joined_cluster((None, None, None), worker_cpus=WORKER_CPUS, head_cpus=0,
                         worker_resources=({}, {}, {"judge_node": 1})) as (c, workers):  # fmt: skip
-        yield c, workers, {"judge": workers[2].node_id}
+        yield c, workers, {w.node_id: res for w, res in zip(workers, ({}, {}, {"judge_node": 1}))}
 
 
 def engine_manifest(model: str, uri: str) -> dict:
@@ -115,19 +115,26 @@ def raw_records(layout: RunLayout, conn: S3Conn) -> list[dict]:
     return table.to_pylist()
 
 
-def lose(c, workers: list, node_id: str, resources: dict | None = None):
-    """Kill node `node_id` without warning (raylet and workers), and let a fresh node of the same shape join."""
+def lose(c, workers: list, shapes: dict[str, dict], node_id: str):
+    """Kill node `node_id` without warning (raylet and workers), and let a fresh node of the same shape (its custom
+    resources, kept in `shapes`) join: an engine replica may have landed on the judge's node too."""
     victim = next(w for w in workers if w.node_id == node_id)
     c.remove_node(victim, allow_graceful=False)
     workers.remove(victim)
-    fresh = c.add_node(num_cpus=WORKER_CPUS, resources=resources or {})
+    resources = shapes.pop(node_id)
+    fresh = c.add_node(num_cpus=WORKER_CPUS, resources=resources)
     workers.append(fresh)
+    shapes[fresh.node_id] = resources
     return fresh
+
+
+def judge_node(shapes: dict[str, dict]) -> str:
+    return next(node for node, res in shapes.items() if res.get("judge_node"))
 
 
 def test_losing_an_engine_node_mid_run_redoes_its_blocks_and_writes_each_record_once(cluster3, tiny_model, s3,
                                                                                       s3_uri):  # fmt: skip
-    c, workers, _ = cluster3
+    c, workers, shapes = cluster3
     with env_vars(s3.env()):
         m = validate_manifest(engine_manifest(str(tiny_model), s3_uri))
         conn, layout = S3Conn.from_options(m.output.s3), RunLayout(s3_uri, "engine-node-lost")
@@ -137,7 +144,7 @@ def test_losing_an_engine_node_mid_run_redoes_its_blocks_and_writes_each_record_
         engines = wait_for(lambda: (e := actors_of(ENGINE_CLASS)) and len(e) == 2 and e, 120, run)
         nodes = {a["Address"]["NodeID"] for a in engines.values()}
         assert len(nodes) == 2 and c.head_node.node_id not in nodes, f"replicas: 2 on nodes {sorted(nodes)}"
-        lose(c, workers, sorted(nodes)[0])
+        lose(c, workers, shapes, sorted(nodes)[0])
         result = run.join(900)
         rows = raw_records(layout, conn)
     planned = 8 * 4 * 8
@@ -154,7 +161,7 @@ def test_losing_an_engine_node_mid_run_redoes_its_blocks_and_writes_each_record_
 
 def test_losing_the_judge_node_mid_run_waits_for_the_judge_and_judges_every_record(cluster3, tiny_model, s3,
                                                                                    s3_uri):  # fmt: skip
-    c, workers, nodes = cluster3
+    c, workers, shapes = cluster3
     with env_vars(s3.env()):
         m = validate_manifest(judged_manifest(str(tiny_model), s3_uri))
         conn, layout = S3Conn.from_options(m.output.s3), RunLayout(s3_uri, "judge-node-lost")
@@ -162,8 +169,8 @@ def test_losing_the_judge_node_mid_run_waits_for_the_judge_and_judges_every_reco
         run = Background(m, RunOptions(address=c.address, run_id=layout.run_id))
         wait_for(lambda: records_done(control, layout) > 0, 600, run)  # the judge is up and judging
         judge_actors = actors_of(REPLICA_NAME)
-        assert {a["Address"]["NodeID"] for a in judge_actors.values()} == {nodes["judge"]}
-        nodes["judge"] = lose(c, workers, nodes["judge"], {"judge_node": 1}).node_id
+        assert {a["Address"]["NodeID"] for a in judge_actors.values()} == {judge_node(shapes)}
+        lose(c, workers, shapes, judge_node(shapes))
         result = run.join(1200)
         rows = raw_records(layout, conn)
     planned = 12 * 2 * 2
