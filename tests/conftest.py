@@ -19,6 +19,10 @@ import pytest
 # tokens, so start-up is nearly all they cost (a judged one-cell run: 146 s instead of 164 s here). Product runs
 # keep vLLM's default (docs/performance.md). Set before any Ray starts, so every raylet and job inherits it.
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+# Modules start and stop Ray in this one process (a local Ray, a multi-node cluster). A Serve handle made under an
+# earlier Ray keeps a router thread whose metrics task would call ray.init() on its own between two of them and
+# hang on a cluster that is gone; every test starts Ray explicitly. Read by Ray at import, so set before it.
+os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
 
 REPO = Path(__file__).parents[1]
 SHARED = REPO.parent / "shared"
@@ -157,24 +161,10 @@ def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Calla
 RAY_FIXTURES = frozenset({"ray_local", "cluster", "ray_head"})
 
 
-# The longest modules (minutes each, measured), in the order the two workers take them up: whichever worker
-# frees first takes the next, so starting with the longest lets both end together. Other Ray modules follow in
-# file order, then the fast tier.
-HEAVIEST_FIRST = ("cluster/test_node_loss.py", "pipeline/test_run.py", "pipeline/test_faults.py",
-                  "pipeline/test_resume.py", "jobs/test_cluster.py", "pipeline/test_guardrails.py",
-                  "pipeline/test_jury.py", "cluster/test_sweep.py", "cli/test_run.py", "pipeline/test_health.py")  # fmt: skip
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    rank: dict[str, tuple[int, int]] = {}
-    for item in items:  # a module is as heavy as its heaviest test
-        path = item.path.relative_to(REPO / "tests").as_posix()
-        mine = (0, HEAVIEST_FIRST.index(path)) if path in HEAVIEST_FIRST else (1 if item.get_closest_marker("slow") else 2, 0)
-        rank[path] = min(rank.get(path, mine), mine)
-    items.sort(key=lambda item: rank[item.path.relative_to(REPO / "tests").as_posix()])  # stable: order kept within
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

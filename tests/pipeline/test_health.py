@@ -123,3 +123,40 @@ def test_the_judge_app_is_one_replica_that_callers_reach_without_vllm(run):
 
     serving = [r for r in replica_nodes() if r["role"] == "serve"]  # what a live status shows of where it runs
     assert [r["app"] for r in serving] == [name] and serving[0]["node_id"] and serving[0]["state"] == "ALIVE"
+
+
+def test_the_cpu_judge_engine_holds_its_worker_in_the_engine_core(run):
+    """On CPU the kept judge's replica runs vLLM's engine core beside it and the single worker inside that core:
+    no third process importing torch and vLLM (Ray Serve LLM's default there is the multiprocess executor)."""
+    from ray._private import state
+
+    from evalsvc.engines.serve_llm import REPLICA_NAME
+
+    (replica,) = [a for a in state.actors().values() if REPLICA_NAME in a["ActorClassName"] and a["State"] == "ALIVE"]
+    names = [_comm(pid) for pid in _descendants(int(replica["Pid"]))]
+    assert sum(n.startswith("VLLM::EngineCor") for n in names) == 1, names
+    assert not [n for n in names if n.startswith("VLLM::Worker")], names
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below `pid`, from /proc (each process's parent is field 4 of its stat line)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _comm(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return ""

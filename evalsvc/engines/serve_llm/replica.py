@@ -8,10 +8,26 @@ caller process). The requests are built here, in the process that already holds 
 
 from __future__ import annotations
 
+from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
 from ray.serve.llm import LLMServer
 from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
 from evalsvc.engines.chat import no_choice_error
+
+_start_engine = VLLMEngine._start_async_llm_engine
+
+
+def _start_engine_in_one_process(self, engine_args, vllm_config, placement_group):
+    """Ray Serve LLM runs a CPU engine with vLLM's multiprocess executor: besides the engine core, one more process
+    that imports torch and vLLM again (about 10 s and 1.8 GB here) to hold a single worker. With one worker the
+    engine core holds it itself (vLLM's uniprocess executor); GPU and multi-worker engines are left as they are."""
+    parallel = vllm_config.parallel_config
+    if parallel.distributed_executor_backend == "mp" and parallel.world_size == 1:
+        parallel.distributed_executor_backend = "uni"
+    return _start_engine(self, engine_args, vllm_config, placement_group)
+
+
+VLLMEngine._start_async_llm_engine = _start_engine_in_one_process
 
 
 class DictChatServer(LLMServer):
