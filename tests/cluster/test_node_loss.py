@@ -38,13 +38,14 @@ def cluster3():
 
 
 def engine_manifest(model: str, uri: str) -> dict:
-    """MCQ only (no judge): 8 questions × 4 strategies × 8 samples = 256 records, two engine replicas."""
+    """MCQ only (no judge): 8 questions × 4 strategies × 12 samples = 384 records, two engine replicas (enough work
+    that the run is still going well after its first records land)."""
     return {
         "name": "node-loss",
         "models": [{"name": "tiny", "source": model, "engine_args": ENGINE, "replicas": 2}],
         "benchmarks": [{"name": "mcq", "dataset": "medguard", "select": {"limit": 8}}],
         "strategies": ["basic", "cot", "safety", "cot_safety"],
-        "sampling": {"max_tokens": 24, "n": 8, "temperature": 0.0},
+        "sampling": {"max_tokens": 24, "n": 12, "temperature": 0.0},
         "output": {"uri": uri, "s3": S3_REFS, "cache": False},
         "resources": {"batch_size": 8, "max_concurrent_batches": 1},
     }
@@ -140,14 +141,14 @@ def test_losing_an_engine_node_mid_run_redoes_its_blocks_and_writes_each_record_
         conn, layout = S3Conn.from_options(m.output.s3), RunLayout(s3_uri, "engine-node-lost")
         control = ControlStore(conn)
         run = Background(m, RunOptions(address=c.address, run_id=layout.run_id))
+        engines = wait_for(lambda: (e := actors_of(ENGINE_CLASS)) and len(e) == 2 and e, 600, run)
         wait_for(lambda: records_done(control, layout) > 0, 600, run)  # records are being written
-        engines = wait_for(lambda: (e := actors_of(ENGINE_CLASS)) and len(e) == 2 and e, 120, run)
         nodes = {a["Address"]["NodeID"] for a in engines.values()}
         assert len(nodes) == 2 and c.head_node.node_id not in nodes, f"replicas: 2 on nodes {sorted(nodes)}"
         lose(c, workers, shapes, sorted(nodes)[0])
         result = run.join(900)
         rows = raw_records(layout, conn)
-    planned = 8 * 4 * 8
+    planned = 8 * 4 * 12
     keys = [r["record_key"] for r in rows]
     assert result.state == "succeeded", result.info.get("error")
     assert len(set(keys)) == planned, f"{len(set(keys))} distinct records of {planned} planned"
