@@ -6,7 +6,6 @@ Every run also writes SUITE.json under --out; `--json` prints that document inst
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -57,6 +56,7 @@ def bench(
     Examples: evalsvc bench efficiency --model tiny --n 256 --config 16x8 --config 64x16p256 ;
     evalsvc bench memory --sizes 1k,10k,100k --out bench-out --json ; evalsvc bench e2e --manifest manifests/quickstart.yaml
     """
+    from evalsvc.cli.terminal import Terminal
     from evalsvc.perf.report import render, write_json
     from evalsvc.perf.suites import run_suite
 
@@ -65,12 +65,8 @@ def bench(
         "items": items, "naive_cells": naive_cells, "no_mp": nomp, "records": records, "repeats": repeats, "sizes": parse_sizes(sizes),
         "peers": tuple(p.strip() for p in peers.split(",")) if peers else None, "manifest": manifest,
     }  # fmt: skip
-    saved = _stdout_to_stderr() if as_json else None  # Ray and vLLM print to fd 1 from C++ and subprocesses
-    try:
+    with Terminal(None, json_stdout=as_json):  # Ray and vLLM print to fd 1 from C++ and subprocesses
         result = run_suite(suite, out, options)
-    finally:
-        if saved is not None:
-            os.dup2(saved, 1)
     path = write_json(result, out)
     if as_json:
         typer.echo(json.dumps(asdict(result), default=str))
@@ -79,13 +75,6 @@ def bench(
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     console.print(render(result))
     console.print(f"written: {path}")
-
-
-def _stdout_to_stderr() -> int:
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    return saved
 
 
 def register(app: typer.Typer) -> None:

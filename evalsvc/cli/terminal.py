@@ -76,12 +76,12 @@ def ray_console(log: Path | None, as_json: bool, say) -> Iterator[Terminal]:
     """The terminal of a command that runs Ray: Ray's, Serve's and vLLM's output goes to `log` (named through `say`
     before and, when the command fails, on stderr after), or stays on the terminal with `log=None` (--verbose); with `as_json`
     stdout carries the JSON result alone either way."""
+    env = {"EVALSVC_RAY_LOGS": "1"}  # workers' output reaches this process: the log (or --verbose)
     if log is not None:
         say(f"[dim]Ray, Serve and vLLM output: {log}[/dim]")
-        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # plain text in the file (Ray colours each worker's prefix)
-    os.environ.setdefault("EVALSVC_RAY_LOGS", "1")  # workers' output reaches this process: the log (or --verbose)
+        env["RAY_COLOR_PREFIX"] = "0"  # plain text in the file (Ray colours each worker's prefix)
     try:
-        with Terminal(log, json_stdout=as_json) as term:
+        with _defaults(env), Terminal(log, json_stdout=as_json) as term:
             yield term
     except Exception:
         if log is not None and log.exists():
@@ -89,6 +89,19 @@ def ray_console(log: Path | None, as_json: bool, say) -> Iterator[Terminal]:
 
             Console(stderr=True, highlight=False).print(f"[dim]Ray, Serve and vLLM output: {log}[/dim]")
         raise
+
+
+@contextmanager
+def _defaults(env: dict[str, str]) -> Iterator[None]:
+    """Export what `env` names and the user left unset, for the command only: a caller in the same process (a
+    test, a notebook) finds its environment as it was."""
+    added = {k: v for k, v in env.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def run_log(root: str, run_id: str) -> Path:

@@ -17,7 +17,7 @@ from evalsvc.errors import SystemError_
 log = logging.getLogger(__name__)
 DEPLOY_TIMEOUT_S = 900  # the driver's bound on a deploy (every app RUNNING)
 READY_TIMEOUT_S = 1200  # a caller's own bound; the driver's deploy deadline (DEPLOY_TIMEOUT_S) fires first
-POLL_S = 0.5  # how often a stage asks the gate whether its app is up
+POLL_S = 0.5  # how often a deploy asks Serve, and a stage the gate, whether an app is up (late = idle engines)
 
 
 class AppGate:

@@ -115,8 +115,8 @@ class JudgedApart:
     `startup_wait` blocks until the apps are up (raising a failed start); `work` calls the judge. A run that ends
     early `stop`s it: work not yet begun is skipped, and nothing waits for the thread."""
 
-    def __init__(self, startup_wait: Callable[[], None], work: Callable[[], None], on_done: Callable[[], None]):
-        self._wait, self._work, self._on_done = startup_wait, work, on_done
+    def __init__(self, startup_wait: Callable[[], None], work: Callable[[], None]):
+        self._wait, self._work = startup_wait, work
         self._stopped = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="evalsvc-judged-apart", daemon=True)
@@ -130,7 +130,6 @@ class JudgedApart:
             self._wait()
             if not self._stopped.is_set():
                 self._work()
-                self._on_done()
         except BaseException as e:  # noqa: BLE001 - re-raised by join() in the run's own thread
             self.error = e
 

@@ -102,8 +102,9 @@ def execute(manifest: Manifest, opts: RunOptions) -> RunResult:
             if calibration_items:
                 calibrate_run(manifest.judge, judge_target, calibration_items, layout.uri, out.conn)
             probing.score(probes, jcfg, layout.uri, out.conn)
+            run.mark("judged_apart")
 
-        apart = probing.JudgedApart(startup.wait, judge_apart, lambda: run.mark("judged_apart")) if judged_apart else None
+        apart = probing.JudgedApart(startup.wait, judge_apart) if judged_apart else None
         if apart is not None:
             run.on_close(apart.stop)  # a run that ends early does not start them
             apart.start()

@@ -92,3 +92,22 @@ def test_a_ray_the_command_started_is_shut_down_and_a_callers_own_is_left_runnin
 
     assert run("down") == "shutdown\nray up after: False\n"
     assert run("up") == "ray up after: True\n"
+
+
+def test_the_commands_environment_is_its_own_and_a_users_setting_is_kept(tmp_path):
+    script = textwrap.dedent(
+        """
+        import os, sys
+        from pathlib import Path
+        from evalsvc.cli.terminal import ray_console
+
+        os.environ["RAY_COLOR_PREFIX"] = "1"  # the user's own choice
+        with ray_console(Path(sys.argv[1]), False, say=lambda _: None) as term:
+            term.out.write(f"inside {os.environ.get('EVALSVC_RAY_LOGS')} {os.environ['RAY_COLOR_PREFIX']}\\n")
+        print(f"after {os.environ.get('EVALSVC_RAY_LOGS')} {os.environ['RAY_COLOR_PREFIX']}")
+        """
+    )
+    p = subprocess.run([sys.executable, "-c", script, str(tmp_path / "run.log")], capture_output=True, text=True,
+                       env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=60)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "inside 1 1\nafter None 1\n"  # set for the command, gone after it; the user's value untouched

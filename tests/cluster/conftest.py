@@ -13,6 +13,10 @@ import pytest
 
 ENGINE_CLASS = "vLLMEngineStageUDF"
 LIVE = ("DEPENDENCIES_UNREADY", "PENDING_CREATION", "ALIVE", "RESTARTING")
+# How soon the head declares a killed node dead: Ray's defaults (a check every 3 s, dead after 5 failed ones) leave
+# a lost node's actors and tasks hanging ~15 s before anything is redone. A killed raylet refuses the check at
+# once, so 3 failures 1 s apart are as sure and take ~3 s (a check that times out still waits Ray's 10 s for each).
+HEALTH_CHECK = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}
 
 
 @contextmanager
@@ -25,7 +29,8 @@ def joined_cluster(worker_ips: tuple[str | None, ...] = (None, None), worker_cpu
 
     if ray.is_initialized():  # a session-wide local Ray from another test folder: this module needs its own
         ray.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus, "include_dashboard": False})
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus, "include_dashboard": False,
+                                                      "_system_config": HEALTH_CHECK})  # fmt: skip
     extra = list(worker_resources) + [{}] * (len(worker_ips) - len(worker_resources))
     workers = [c.add_node(num_cpus=worker_cpus, resources=res, **({"node_ip_address": ip} if ip else {}))
                for ip, res in zip(worker_ips, extra)]  # fmt: skip

@@ -167,7 +167,8 @@ def test_losing_the_judge_node_mid_run_waits_for_the_judge_and_judges_every_reco
         m = validate_manifest(judged_manifest(str(tiny_model), s3_uri))
         conn, layout = S3Conn.from_options(m.output.s3), RunLayout(s3_uri, "judge-node-lost")
         control = ControlStore(conn)
-        run = Background(m, RunOptions(address=c.address, run_id=layout.run_id))
+        # The judge stays up after the run: the next test's judge (the same config) is that app, on its fresh node.
+        run = Background(m, RunOptions(address=c.address, run_id=layout.run_id, keep_judge=True))
         wait_for(lambda: records_done(control, layout) > 0, 600, run)  # the judge is up and judging
         judge_actors = actors_of(REPLICA_NAME)
         assert {a["Address"]["NodeID"] for a in judge_actors.values()} == {judge_node(shapes)}
@@ -186,7 +187,7 @@ def test_losing_the_judge_node_mid_run_waits_for_the_judge_and_judges_every_reco
 def test_a_driver_killed_mid_run_is_resumed_on_the_live_cluster_writing_only_what_is_missing(cluster3, tiny_model, s3,
                                                                                               s3_uri, tmp_path):  # fmt: skip
     """Only the driver dies (SIGKILL); the cluster and the judge's Serve app live on. The same run id again writes
-    the missing records, through the judge app the killed driver left running."""
+    the missing records, through the judge app that outlived the killed driver (the judge the test above kept)."""
     import json
     import os
     import signal

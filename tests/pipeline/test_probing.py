@@ -86,11 +86,11 @@ def test_judged_apart_works_once_the_judge_is_up_and_the_run_waits_for_it_only_a
     from evalsvc.pipeline.probing import JudgedApart
 
     up, events = threading.Event(), []
-    apart = JudgedApart(up.wait, lambda: events.append("scored"), lambda: events.append("done")).start()
+    apart = JudgedApart(up.wait, lambda: events.append("scored")).start()
     assert events == []  # the judge is not up yet: nothing is called, nothing blocks the caller
     up.set()
     apart.join()
-    assert events == ["scored", "done"]
+    assert events == ["scored"]
 
 
 def test_judged_apart_hands_its_error_and_a_failed_start_to_join():
@@ -103,10 +103,10 @@ def test_judged_apart_hands_its_error_and_a_failed_start_to_join():
 
     called = []
     with pytest.raises(RuntimeError, match="DEPLOY_FAILED"):
-        JudgedApart(failed_start, lambda: called.append(1), lambda: None).start().join()
+        JudgedApart(failed_start, lambda: called.append(1)).start().join()
     assert called == []
     with pytest.raises(ValueError, match="probe file"):
-        JudgedApart(lambda: None, lambda: (_ for _ in ()).throw(ValueError("probe file")), lambda: None).start().join()
+        JudgedApart(lambda: None, lambda: (_ for _ in ()).throw(ValueError("probe file"))).start().join()
 
 
 def test_a_stopped_run_skips_the_work_it_had_not_begun():
@@ -115,7 +115,7 @@ def test_a_stopped_run_skips_the_work_it_had_not_begun():
     from evalsvc.pipeline.probing import JudgedApart
 
     up, called = threading.Event(), []
-    apart = JudgedApart(up.wait, lambda: called.append(1), lambda: None).start()
+    apart = JudgedApart(up.wait, lambda: called.append(1)).start()
     apart.stop()
     up.set()
     apart.join()

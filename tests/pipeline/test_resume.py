@@ -1,5 +1,6 @@
-"""Resume: a driver killed with SIGKILL mid-run, then run again with the same run id, ends with the exact record
-count, no duplicate keys, and regenerates at most what was in flight."""
+"""Resume: a driver killed with SIGKILL mid-run (with the local Ray it started), then run again with the same run id,
+ends with the exact record count, no duplicate keys, and regenerates at most what was in flight. The run again is
+`execute` on the pipeline tests' own local Ray, as a later `evalsvc run` would be on a fresh one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evalsvc.manifest.load import validate_manifest
+from evalsvc.pipeline.run import RunOptions, execute
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.read import read_records
 from tests.pipeline.conftest import tiny_mcq_manifest
@@ -46,7 +49,7 @@ def _settled_count(layout: RunLayout) -> int:
     return counts[-1]
 
 
-def test_driver_killed_mid_run_then_resumed(tiny_model, tmp_path):
+def test_driver_killed_mid_run_then_resumed(ray_local, tiny_model, tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump(manifest(tiny_model, tmp_path / "out")))
     layout = RunLayout(str(tmp_path / "out"), "resume-1")
@@ -62,9 +65,8 @@ def test_driver_killed_mid_run_then_resumed(tiny_model, tmp_path):
     total = ITEMS * len(STRATEGIES) * SAMPLES
     assert 0 < written < total
 
-    again = _run(path, layout.run_id, tmp_path / "again.log")
-    out, _ = again.communicate(timeout=900)
-    assert again.returncode == 0, (tmp_path / "again.log").read_text(errors="replace")[-3000:]
+    again = execute(validate_manifest(manifest(tiny_model, tmp_path / "out")), RunOptions(run_id=layout.run_id))
+    assert again.state == "succeeded", again.info.get("error")
     t = read_records(layout.records, None, columns=("record_key", "run_id", "response", "error"))
     keys = t["record_key"].to_pylist()
     assert len(keys) == total and len(set(keys)) == total

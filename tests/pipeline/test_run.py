@@ -180,7 +180,7 @@ def test_judge_rescore_rejudges_stored_generations_without_generating(grid_run, 
     assert res.returncode == 0, res.stderr[-3000:]
     # in this process Ray's worker output (log_to_driver, set by an earlier command here) reaches pytest's captured
     # stdout too; the real console script's stdout is one JSON document (tests/cli/test_run.py)
-    out = json.loads([line for line in res.stdout.splitlines() if line.startswith("{")][-1])
+    out = json.loads(res.stdout)  # one document: worker output went to the command's log
     assert out["source_run"] == result.run_id and out["state"] == "succeeded"
     assert out["reuse"]["generations"] == 0
     assert out["reuse"]["judge_calls"] == 2 * MSB_ITEMS * 2  # every harm record re-judged, MCQ re-parsed

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalsvc.engines.chat import through_outages
-from evalsvc.engines.startup import DEPLOY_TIMEOUT_S
+from evalsvc.engines.startup import DEPLOY_TIMEOUT_S, POLL_S
 from evalsvc.engines.vllm import CPU_ENGINE_DEFAULTS, CPU_ENV
 from evalsvc.errors import MissingExtra, SystemError_
 
 REPLICA_CLS = "evalsvc.engines.serve_llm.replica:DictChatServer"
 REPLICA_NAME = REPLICA_CLS.rsplit(":", 1)[1]  # each deployment's name starts with it (and its replica actors')
 REPLICA_WAIT_S = 900.0  # how long a call waits for a lost replica to be replaced (a node replaced, the model reloading)
-STATUS_POLL_S = 0.5  # how often a deploy asks Serve whether its app is RUNNING (each second late is idle engines)
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ def wait_running(dep: AppDeployment, deadline: float, stop: Callable[[], bool] =
             return True
         if state.endswith("DEPLOY_FAILED") or state.endswith("UNHEALTHY"):
             raise SystemError_(f"judge: Serve application {dep.app_name!r} is {state}: {getattr(status, 'message', '')}")
-        time.sleep(STATUS_POLL_S)
+        time.sleep(POLL_S)
     raise SystemError_(f"judge: Serve application {dep.app_name!r} not RUNNING after {DEPLOY_TIMEOUT_S}s")
 
 
