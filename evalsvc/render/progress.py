@@ -11,9 +11,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 AXES = (("model", "model", "models"), ("benchmark", "benchmark", "benchmarks"), ("strategy", "strategy", "strategies"),
         ("guardrail", "guardrail arm", "guardrail arms"))  # fmt: skip
@@ -99,8 +100,9 @@ def progress_line(doc: dict, rates: Rates, elapsed_s: float) -> str:
     )
 
 
-def progress_table(doc: dict, rates: Rates, elapsed_s: float) -> Table:
-    """The live per-cell table: one row per cell (answers generated, records done), totals, speed, ETA."""
+def progress_table(doc: dict, rates: Rates, elapsed_s: float) -> Group:
+    """The live view: a heading line (totals, speed, ETA) as wide as the terminal, then the per-cell table, one row
+    per cell (answers generated, records done). A table title would wrap at the table's own width."""
     errors, unparsed, generated = _counts(doc)
     total = doc.get("total", 0)
     title = (
@@ -108,7 +110,7 @@ def progress_table(doc: dict, rates: Rates, elapsed_s: float) -> Table:
         f"{generated:,}/{total:,} generated · {doc.get('done', 0):,}/{total:,} records · "
         f"{speed(rates.tokens_per_s())} tok/s · ETA {duration(rates.eta_s(doc))}"
     )
-    t = Table(title=title, title_justify="left")
+    t = Table()
     for col in ("model", "benchmark", "strategy"):
         t.add_column(col)
     rubric = any(c.get("criteria_total") is not None for c in doc.get("cells", []))  # grader calls per criterion
@@ -124,7 +126,7 @@ def progress_table(doc: dict, rates: Rates, elapsed_s: float) -> Table:
         )  # fmt: skip
     if errors or unparsed:
         t.caption = f"{errors} errors, {unparsed} unparsed judge answers so far (records keep them; see the summary)"
-    return t
+    return Group(Text(title), t)
 
 
 def _criteria(c: dict) -> str:

@@ -58,11 +58,14 @@ def test_table_has_one_row_per_cell_and_flags_problems():
     console = Console(file=io.StringIO(), width=160, color_system=None)
     d = doc([3, 1], [30, 10], errors=1)
     d["cells"][0]["generated"] = 8  # answers waiting for the judge
+    d["run_id"] = "quickstart-20261207-013558-2149"  # a heading wider than the table
     console.print(progress_table(d, r, elapsed_s=3))
     text = console.file.getvalue()
     assert "9/20 generated · 4/20 records" in text  # cell c1 reports no arrivals yet: its records count
     assert "8/10" in text and "3/10" in text and "1/10" in text and "basic" in text and "cot" in text
     assert "1 errors, 0 unparsed judge answers so far" in text
+    heading = text.splitlines()[0].rstrip()  # as wide as the terminal, not wrapped at the narrower table's width
+    assert heading.startswith("run quickstart-20261207-013558-2149 — running") and heading.endswith("ETA —"), text
 
 
 def test_view_off_a_terminal_prints_the_plan_once_and_lines_on_a_schedule():
