@@ -100,7 +100,7 @@ def progress_line(doc: dict, rates: Rates, elapsed_s: float) -> str:
     )
 
 
-def progress_table(doc: dict, rates: Rates, elapsed_s: float) -> Group:
+def progress_view(doc: dict, rates: Rates, elapsed_s: float) -> Group:
     """The live view: a heading line (totals, speed, ETA) as wide as the terminal, then the per-cell table, one row
     per cell (answers generated, records done). A table title would wrap at the table's own width."""
     errors, unparsed, generated = _counts(doc)
@@ -171,7 +171,7 @@ class ProgressView:
                 self._planned = True
             elapsed = now - self.started
             if self._live is not None:
-                self._live.update(progress_table(doc, self.rates, elapsed))
+                self._live.update(progress_view(doc, self.rates, elapsed))
                 return
             state = doc.get("state", "")
             last = self._last_line

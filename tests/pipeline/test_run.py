@@ -178,8 +178,6 @@ def test_judge_rescore_rejudges_stored_generations_without_generating(grid_run, 
     assert rubric.is_file(), f"{rubric} is absent (the shared/ folder beside the repository)"
     res = cli("judge", "rescore", layout.uri, "--rubric", f"harm={rubric}", "--json", env=s3.env())
     assert res.returncode == 0, res.stderr[-3000:]
-    # in this process Ray's worker output (log_to_driver, set by an earlier command here) reaches pytest's captured
-    # stdout too; the real console script's stdout is one JSON document (tests/cli/test_run.py)
     out = json.loads(res.stdout)  # one document: worker output went to the command's log
     assert out["source_run"] == result.run_id and out["state"] == "succeeded"
     assert out["reuse"]["generations"] == 0

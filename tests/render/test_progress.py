@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from evalsvc.render.progress import ProgressView, Rates, duration, plan_line, progress_line, progress_table
+from evalsvc.render.progress import ProgressView, Rates, duration, plan_line, progress_line, progress_view
 
 
 def doc(done: list[int], tokens: list[int], state: str = "running", errors: int = 0, unparsed: int = 0) -> dict:
@@ -59,7 +59,7 @@ def test_table_has_one_row_per_cell_and_flags_problems():
     d = doc([3, 1], [30, 10], errors=1)
     d["cells"][0]["generated"] = 8  # answers waiting for the judge
     d["run_id"] = "quickstart-20261207-013558-2149"  # a heading wider than the table
-    console.print(progress_table(d, r, elapsed_s=3))
+    console.print(progress_view(d, r, elapsed_s=3))
     text = console.file.getvalue()
     assert "9/20 generated · 4/20 records" in text  # cell c1 reports no arrivals yet: its records count
     assert "8/10" in text and "3/10" in text and "1/10" in text and "basic" in text and "cot" in text
