@@ -38,8 +38,8 @@ def bench(
     suite: str = typer.Argument(..., help="efficiency | loads | overhead | memory | peers | e2e"),
     out: Path = typer.Option(Path(".evalsvc/bench"), "--out", help="Folder for SUITE.json (and the peers' throwaway envs)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of a table."),
-    model: str = typer.Option(None, "--model", help="tiny or smollm2 (peers: a comma list, e.g. tiny,smollm2)."),
-    n: int = typer.Option(None, "--n", min=1, help="efficiency, peers: generations to time (items × 4 strategies)."),
+    model: str = typer.Option(None, "--model", help="tiny or smollm2."),
+    n: int = typer.Option(None, "--n", min=1, help="efficiency: generations to time (items × 4 strategies)."),
     max_tokens: int = typer.Option(None, "--max-tokens", min=1, help="New tokens per answer."),
     config: list[str] = typer.Option(None, "--config", help="efficiency: lever setting BATCHxCONCURRENT[pPENDING][+nomp]; repeat."),
     items: int = typer.Option(None, "--items", min=1, help="loads: items per benchmark."),
@@ -49,7 +49,7 @@ def bench(
     repeats: int = typer.Option(None, "--repeats", min=1, help="efficiency, overhead, e2e: interleaved repeats of each side."),
     sizes: str = typer.Option(None, "--sizes", help="memory: record counts, e.g. 1k,10k,100k,300k."),
     peers: str = typer.Option(None, "--peers", help="peers: which, e.g. lm-eval,inspect-ai."),
-    manifest: str = typer.Option(None, "--manifest", help="e2e: the manifest to run both ways (default: the quickstart)."),
+    manifest: str = typer.Option(None, "--manifest", help="e2e, peers: the manifest every side runs (default: the quickstart; peers: manifests/peers.yaml)."),
 ) -> None:
     """Run one benchmark suite on local Ray and print its table with the ratios side by side.
 

@@ -41,7 +41,8 @@ def baseline_job(plan) -> dict:
     cpu = m.resources.gpus_per_replica == 0
     models = []
     for model in plan.models:
-        rows = [{"key": r["record_key"], "benchmark_kind": r["benchmark_kind"], "question": r["question"],
+        rows = [{"key": r["record_key"], "benchmark": r["benchmark"], "strategy": r["strategy"],
+                 "benchmark_kind": r["benchmark_kind"], "question": r["question"],
                  "messages": json.loads(r["messages_json"]), "sampling": json.loads(r["sampling"]),
                  **{f: r.get(f) for f in RUBRIC_FIELDS}} for r in plan.rows(model.name)]  # fmt: skip
         spec = engine_spec(plan, model.name)
@@ -74,7 +75,7 @@ def run(manifest: str = "manifests/quickstart.yaml", repeats: int = 1, out: Path
     result = BenchResult("e2e", {"manifest": manifest, "generations": gens, "repeats": repeats}, env=environment())
     work = out / "e2e-work"
     shutil.rmtree(work, ignore_errors=True)
-    env = _engine_env(job["cpu"])
+    env = engine_env(job["cpu"])
     ours, base = [], []
     for i in range(repeats):  # interleaved, so a change in the machine's load hits both sides alike
         ours.append(result.add(**run_evalsvc(Path(manifest), work / f"evalsvc-{i}", env)))
@@ -84,7 +85,7 @@ def run(manifest: str = "manifests/quickstart.yaml", repeats: int = 1, out: Path
     return result
 
 
-def _engine_env(cpu: bool) -> dict[str, str]:
+def engine_env(cpu: bool) -> dict[str, str]:
     from evalsvc.engines.vllm import CPU_ENV
 
     return dict(CPU_ENV) if cpu else {}
@@ -122,10 +123,12 @@ def _record_numbers(records: Path) -> dict:
     import pyarrow.dataset as pads
 
     t = pads.dataset(str(records), format="parquet", partitioning="hive").to_table(
-        columns=["completion_tokens", "parse_ok", "error"])  # fmt: skip
-    return {"records": t.num_rows, "tokens": sum(x or 0 for x in t["completion_tokens"].to_pylist()),
-            "parse_ok": sum(bool(x) for x in t["parse_ok"].to_pylist()),
-            "errors": sum(x is not None for x in t["error"].to_pylist())}  # fmt: skip
+        columns=["completion_tokens", "parse_ok", "error", "response", "judge_raw"]).to_pydict()  # fmt: skip
+    judged = [ok for ok, raw in zip(t["parse_ok"], t["judge_raw"]) if raw is not None]
+    return {"records": len(t["error"]), "tokens": sum(x or 0 for x in t["completion_tokens"]),
+            "parse_ok": sum(bool(x) for x in t["parse_ok"]), "errors": sum(x is not None for x in t["error"]),
+            "answers": sum(x is not None for x in t["response"]), "verdicts": len(judged),
+            "verdicts_parsed": sum(bool(x) for x in judged)}  # fmt: skip
 
 
 def evalsvc_row(doc: dict, run_doc: dict, numbers: dict, wall: float, first: float | None, load: float) -> dict:
@@ -136,7 +139,8 @@ def evalsvc_row(doc: dict, run_doc: dict, numbers: dict, wall: float, first: flo
         "system": "evalsvc run", "state": doc.get("state"), "wall_s": wall, "first_record_s": first,
         "startup_s": wall - steady if steady else None, "steady_s": steady, "tokens": numbers["tokens"],
         "steady_tok_s": numbers["tokens"] / steady if steady else None, "records": numbers["records"],
-        "parse_ok": numbers["parse_ok"], "errors": numbers["errors"], "load1": load,
+        "parse_ok": numbers["parse_ok"], "errors": numbers["errors"], "answers": numbers["answers"],
+        "verdicts": numbers["verdicts"], "verdicts_parsed": numbers["verdicts_parsed"], "load1": load,
         "timeline": {k: t[k] for k in TIMELINE if k in t},
     }  # fmt: skip
 
@@ -167,7 +171,8 @@ def baseline_row(out: dict, t0: float, wall: float, load: float) -> dict:
         "system": "vllm.LLM script", "state": "succeeded", "wall_s": wall,
         "first_record_s": written - t0 if written else None, "startup_s": wall - steady, "steady_s": steady,
         "tokens": out["completion_tokens"], "steady_tok_s": out["completion_tokens"] / steady if steady else None,
-        "records": out["records"], "parse_ok": out["parse_ok"], "errors": 0, "load1": load,
+        "records": out["records"], "parse_ok": out["parse_ok"], "errors": 0, "answers": out["records"],
+        "verdicts": out["judged"], "verdicts_parsed": out["parse_ok"], "load1": load,
         "phases": {name: round(t - marks[i - 1][1], 2) for i, (name, t) in enumerate(marks) if i},
     }  # fmt: skip
 

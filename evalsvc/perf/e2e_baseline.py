@@ -61,7 +61,8 @@ def run(job: dict, out_dir: Path) -> dict:
     from vllm import LLM  # noqa: F401  (timed apart from the loads)
 
     marks.append(("import", time.time()))
-    answers, tokens = _generate(job, marks)
+    # A job that brings its answers (a peer's, for `bench peers`) is judged only.
+    answers, tokens = (job["answers"], 0) if "answers" in job else _generate(job, marks)
     verdicts = _judge(job, answers, marks) if job.get("judge") else {}
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "records.jsonl", "w", encoding="utf-8") as f:

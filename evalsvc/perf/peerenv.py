@@ -58,17 +58,16 @@ def vllm_metadata_shim(env_dir: Path, version: str) -> Path:
 
 
 def lm_eval_tasks(folder: Path, rows: list[dict], max_tokens: int) -> list[str]:
-    """One lm-eval generate_until task per strategy over a JSONL of the rendered user messages."""
+    """One lm-eval generate_until task per distinct `task` of `rows`, over a JSONL of their rendered user messages."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = []
-    for strategy in sorted({r["strategy"] for r in rows}):
-        data = folder / f"{strategy}.jsonl"
+    by_task: dict[str, list[dict]] = {}
+    for r in rows:
+        by_task.setdefault(r["task"], []).append(r)
+    for name, task_rows in by_task.items():
+        data = folder / f"{name}.jsonl"
         with data.open("w", encoding="utf-8") as f:
-            for r in rows:
-                if r["strategy"] == strategy:
-                    f.write(json.dumps({"id": r["id"], "user": r["user"], "target": ""}) + "\n")
-        name = f"evalsvc_{strategy}"
-        names.append(name)
+            for r in task_rows:
+                f.write(json.dumps({"id": r["id"], "user": r["user"], "target": ""}) + "\n")
         yaml_text = "\n".join([
             f"task: {name}", "dataset_path: json", "dataset_kwargs:", "  data_files:", f"    test: {data}",
             "test_split: test", "output_type: generate_until", 'doc_to_text: "{{user}}"', 'doc_to_target: "{{target}}"',
@@ -76,39 +75,54 @@ def lm_eval_tasks(folder: Path, rows: list[dict], max_tokens: int) -> list[str]:
             "  temperature: 0.0", "metric_list:", "  - metric: exact_match", "",
         ])  # fmt: skip
         (folder / f"{name}.yaml").write_text(yaml_text, encoding="utf-8")
-    return names
+    return list(by_task)
 
 
 class VLLMServer:
-    """`vllm.entrypoints.openai.api_server` from the project env on a loopback port (what inspect's vllm provider
-    would start itself); `with VLLMServer(...) as s:` waits until /v1/models answers."""
+    """`vllm.entrypoints.openai.api_server` from the project env on a loopback port, serving `name` (what inspect's
+    vllm provider would start itself). `with VLLMServer(...) as s:` waits until /v1/models answers; with
+    `wait=False` it only starts the server, and `s.wait_ready()` waits later (two servers loading side by side)."""
 
-    def __init__(self, model_dir: str, port: int, engine_args: dict, log: Path, start_timeout_s: float = 600):
+    def __init__(self, model_dir: str, port: int, engine_args: dict, log: Path, start_timeout_s: float = 600,
+                 name: str = "candidate", wait: bool = True):  # fmt: skip
         self.model_dir, self.port, self.engine_args, self.log = model_dir, port, engine_args, log
-        self.start_timeout_s = start_timeout_s
+        self.start_timeout_s, self.name, self.wait = start_timeout_s, name, wait
         self.startup_s: float | None = None
         self._proc: subprocess.Popen | None = None
+        self._t0 = 0.0
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> VLLMServer:
+    def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model_dir,
-               "--served-model-name", "candidate", "--host", "127.0.0.1", "--port", str(self.port)]  # fmt: skip
+               "--served-model-name", self.name, "--host", "127.0.0.1", "--port", str(self.port)]  # fmt: skip
         for k, v in self.engine_args.items():
             flag = "--" + k.replace("_", "-")
-            cmd += [flag] if v is True else [flag, str(v)]
-        t0 = time.monotonic()
+            if v is True:
+                cmd.append(flag)
+            elif v is not None and v is not False:
+                cmd += [flag, json.dumps(v) if isinstance(v, dict) else str(v)]
+        return cmd
+
+    def __enter__(self) -> VLLMServer:
+        self._t0 = time.monotonic()
         with self.log.open("ab") as log:
-            self._proc = subprocess.Popen(cmd, env={**os.environ, **CPU_ENV}, stdout=log, stderr=subprocess.STDOUT)
-        while not self._answers():
-            if self._proc.poll() is not None or time.monotonic() - t0 > self.start_timeout_s:
-                self.__exit__()
-                raise SystemError_(f"vLLM server did not start (log: {self.log})")
-            time.sleep(0.5)
-        self.startup_s = time.monotonic() - t0
+            self._proc = subprocess.Popen(self.command(), env={**os.environ, **CPU_ENV}, stdout=log,
+                                          stderr=subprocess.STDOUT)  # fmt: skip
+        if self.wait:
+            self.wait_ready()
         return self
+
+    def wait_ready(self) -> None:
+        while self.startup_s is None and not self._answers():
+            if self._proc is None or self._proc.poll() is not None or time.monotonic() - self._t0 > self.start_timeout_s:
+                self.__exit__()
+                raise SystemError_(f"vLLM server {self.name} did not start (log: {self.log})")
+            time.sleep(0.5)
+        if self.startup_s is None:
+            self.startup_s = time.monotonic() - self._t0
 
     def _answers(self) -> bool:
         try:

@@ -96,7 +96,9 @@ def test_rows_and_ratios_follow_the_definitions():
     t0 = 1000.0
     marks = [["start", 1001.0], ["import", 1011.0], ["load a", 1041.0], ["generate a", 1061.0], ["load judge", 1091.0],
              ["judge", 1121.0], ["written", 1122.0]]  # fmt: skip
-    base = baseline_row({"marks": marks, "completion_tokens": 500, "records": 10, "parse_ok": 8}, t0, 125.0, 1.5)
+    base = baseline_row({"marks": marks, "completion_tokens": 500, "records": 10, "judged": 7, "parse_ok": 6}, t0,
+                        125.0, 1.5)  # fmt: skip
+    assert (base["answers"], base["verdicts"], base["verdicts_parsed"]) == (10, 7, 6)
     assert base["steady_s"] == 50.0 and base["startup_s"] == 75.0 and base["steady_tok_s"] == 10.0
     assert base["first_record_s"] == 122.0
     assert base["phases"] == {"import": 10.0, "load a": 30.0, "generate a": 20.0, "load judge": 30.0, "judge": 30.0,
@@ -104,7 +106,9 @@ def test_rows_and_ratios_follow_the_definitions():
     timeline = {"ray_up": 4.0, "serve_start": 5.0, "first_generation": 40.0, "judge_ready": 60.0, "first_record": 61.0,
                 "last_record": 90.0, "end": 95.0}  # fmt: skip
     ours = evalsvc_row({"state": "succeeded"}, {"timeline": timeline},
-                       {"records": 10, "tokens": 500, "parse_ok": 9, "errors": 0}, 100.0, 62.0, 1.5)  # fmt: skip
+                       {"records": 10, "tokens": 500, "parse_ok": 9, "errors": 0, "answers": 10, "verdicts": 6,
+                        "verdicts_parsed": 5}, 100.0, 62.0, 1.5)  # fmt: skip
+    assert (ours["answers"], ours["verdicts"], ours["verdicts_parsed"]) == (10, 6, 5)
     assert ours["steady_s"] == 50.0 and ours["startup_s"] == 50.0 and ours["steady_tok_s"] == 10.0
     result = BenchResult("e2e", {})
     headline(result, result.add(**ours), result.add(**base))
