@@ -17,27 +17,22 @@ from evalsvc.perf.report import BenchResult
 from evalsvc.perf.suites import suite_options
 from evalsvc.plan.grid import build_plan
 from evalsvc.specs.rubric import load_rubric
+from tests.perf.test_e2e import manifest
 
 STRATEGIES = ["basic", "cot", "safety", "cot_safety"]
 
 
 def grid(model_dir: str, **changes) -> dict:
+    """The e2e tests' manifest as a peers grid: two greedy models × three benchmark formats × four strategies."""
     engine = {"dtype": "float32", "max_model_len": 1024, "enforce_eager": True}
-    m = {
+    return manifest(model_dir, **{
         "name": "peers-test",
         "models": [{"name": "a", "source": model_dir, "engine_args": engine},
                    {"name": "b", "source": model_dir, "engine_args": engine}],
         "benchmarks": [{"name": "msb", "dataset": "medsafetybench", "select": {"limit": 2}},
                        {"name": "mcq", "dataset": "medguard", "select": {"limit": 2}},
                        {"name": "highrisk", "dataset": "medharm", "select": {"limit": 2}}],
-        "strategies": STRATEGIES,
-        "sampling": {"max_tokens": 8, "temperature": 0.0},
-        "judge": {"model": {"source": model_dir, "engine_args": {**engine, "max_model_len": 2048}}, "max_tokens": 40},
-        "output": {"uri": "/tmp/unused"},
-        "resources": {"gpus_per_replica": 0},
-    }  # fmt: skip
-    m.update(changes)
-    return m
+        "strategies": STRATEGIES, **changes})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
