@@ -128,9 +128,19 @@ def build_candidate_processor(
         preprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
         postprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
     )
+    final_outputs_only(processor)
     bound_engine_restarts(processor)
     spread_replicas(processor, spec)
     return processor
+
+
+def final_outputs_only(processor: Any) -> None:
+    """The engine stage's actors ask vLLM for each request's finished output alone (evalsvc.engines.vllm_stage)."""
+    from evalsvc.engines.vllm_stage import vLLMEngineStageUDF
+
+    for name, stage in processor.stages.items():
+        if "vLLMEngine" in name:  # a copy, not an assignment: that would validate the stage again and ask for a GPU
+            processor.stages[name] = stage.model_copy(update={"fn": vLLMEngineStageUDF})
 
 
 def check_engine_args(args: dict, source: str) -> None:

@@ -218,7 +218,7 @@ def _run_engine(
         "fn_constructor_kwargs": {"config": jcfg},
         "batch_format": "pyarrow",
         "batch_size": plan.manifest.resources.batch_size,
-        "compute": ray.data.ActorPoolStrategy(size=2),
+        "compute": ray.data.ActorPoolStrategy(size=judge_actors(jcfg)),
         "num_cpus": 0.25,
     }
     if reuse.cached_by_engine.get(engine):  # cached generations skip the engine (and the judge if it matches)
@@ -244,6 +244,11 @@ def _run_engine(
         generated = processor(ds).map(settle_engine_row, num_cpus=LIGHT_STAGE_CPUS)  # failed rows skip the postprocess
     generated = apply_guards(generated, guards, plan.manifest.resources.batch_size)
     _write(generated.map_batches(JudgeStage, **judge), layout, conn, engine)
+
+
+def judge_actors(jcfg: JudgeConfig) -> int:
+    """Two judge-stage actors keep judge calls flowing; without a judge (MCQ only) one parses and builds records."""
+    return 2 if jcfg.target is not None else 1
 
 
 def _write(ds, layout: RunLayout, conn: S3Conn, engine: str) -> None:

@@ -70,3 +70,25 @@ def test_replicas_of_one_checkpoint_get_a_spread_group_with_a_bundle_each(ray_lo
     one = EngineSpec(source=str(tiny_model), engine_args={}, replicas=1, cpu=True)
     stages = build_candidate_processor(one, to_engine_row, from_engine_row).stages
     assert all("scheduling_strategy" not in s.map_batches_kwargs for s in stages.values())
+
+
+@pytest.mark.slow
+def test_the_engine_stage_asks_for_final_outputs_only_and_keeps_its_cpu_bundle(ray_local, tiny_model):
+    """evalsvc's engine class stands in for ray.data.llm's in the stage, with the stage's actor arguments as they were
+    (validating the stage again would turn the CPU bundle into a GPU request, and the actor would never start)."""
+    from ray.llm._internal.batch.stages.vllm_engine_stage import vLLMEngineStageUDF as RayStage
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    from evalsvc.engines.vllm_stage import final_output_only, vLLMEngineStageUDF
+
+    params = SamplingParams(max_tokens=4)
+    final_output_only(params)
+    assert params.output_kind is RequestOutputKind.FINAL_ONLY  # the stage keeps only the finished output anyway
+    spec = EngineSpec(source=str(tiny_model), engine_args={}, replicas=1, cpu=True, cpus_per_replica=1.5)
+    (engine,) = [s for n, s in build_candidate_processor(spec, to_engine_row, from_engine_row).stages.items()
+                 if "vLLMEngine" in n]  # fmt: skip
+    assert engine.fn is vLLMEngineStageUDF and issubclass(engine.fn, RayStage)
+    assert engine.fn.__name__ == RayStage.__name__  # the class name the actor table and the watchers look for
+    args = engine.get_dataset_map_batches_kwargs(batch_size=4, data_column="__data")
+    assert args.get("num_gpus", 0) == 0 and args["num_cpus"] == 1.5
