@@ -44,12 +44,11 @@ def tiny_mcq_manifest(name: str, model_dir, uri: str, strategies: list[str], sam
     }
 
 
-def engine_actors(class_part: str = "vLLMEngineStageUDF") -> set[str]:
-    """Ids of every actor whose class name has `class_part` (by default the vLLM engine's) this Ray has ever
-    created, alive or dead, from the GCS actor table."""
+def engine_actors() -> set[str]:
+    """Ids of every vLLM engine actor this Ray has ever created (alive or dead), from the GCS actor table."""
     from ray._private import state  # the public state API needs the dashboard, which local runs leave off
 
-    return {aid for aid, a in state.actors().items() if class_part in a["ActorClassName"]}
+    return {aid for aid, a in state.actors().items() if "vLLMEngineStageUDF" in a["ActorClassName"]}
 
 
 # The S3 settings of test manifests: references only, resolved from the DevS3 env the fixtures export.

@@ -18,7 +18,8 @@ from evalsvc.manifest.load import validate_manifest
 from evalsvc.pipeline.run import RunOptions, execute
 from evalsvc.store.layout import RunLayout
 from evalsvc.store.read import read_records
-from tests.pipeline.conftest import engine_actors, tiny_mcq_manifest
+from tests.cluster.conftest import actors_of
+from tests.pipeline.conftest import tiny_mcq_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -65,9 +66,9 @@ def test_driver_killed_mid_run_then_resumed(ray_local, tiny_model, tmp_path):
     total = ITEMS * len(STRATEGIES) * SAMPLES
     assert 0 < written < total
 
-    judge_stages = engine_actors("JudgeStage")
+    judge_stages = set(actors_of("JudgeStage", live_only=False))
     again = execute(validate_manifest(manifest(tiny_model, tmp_path / "out")), RunOptions(run_id=layout.run_id))
-    assert len(engine_actors("JudgeStage") - judge_stages) == 1  # no judge: one record-stage actor, not a pool
+    assert len(set(actors_of("JudgeStage", live_only=False)) - judge_stages) == 1  # no judge: one record-stage actor, not a pool
     assert again.state == "succeeded", again.info.get("error")
     t = read_records(layout.records, None, columns=("record_key", "run_id", "response", "error"))
     keys = t["record_key"].to_pylist()
