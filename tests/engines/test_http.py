@@ -58,10 +58,12 @@ class Handler(BaseHTTPRequestHandler):
             srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
         try:
             time.sleep(srv.delay + (2.0 if body["model"] == "slow" else 0.0))
-            self._answer(body, n_same)
         finally:
+            # counted done before answering: the client may start its next request as soon as it has read this
+            # answer, before this thread would get past the write
             with srv.lock:
                 srv.in_flight -= 1
+        self._answer(body, n_same)
 
     def _answer(self, body: dict, n_same: int) -> None:
         model = body["model"]
