@@ -5,7 +5,6 @@ ends with the exact record count, no duplicate keys, and regenerates at most wha
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -37,6 +36,19 @@ def _run(path: Path, run_id: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log.open("wb"), start_new_session=True)
 
 
+def _kill_session(sid: int) -> None:
+    """SIGKILL every process of the run's session: the driver's process group, and the Ray workers (each in a
+    group of its own) with the vLLM engine cores they spawned, which a group kill alone leaves running."""
+    import psutil
+
+    for p in psutil.process_iter():
+        try:
+            if os.getsid(p.pid) == sid:
+                p.kill()
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            pass
+
+
 def _files(records: Path) -> list[Path]:
     return sorted(p for p in records.rglob("*.parquet") if not p.name.startswith("."))
 
@@ -60,7 +72,7 @@ def test_driver_killed_mid_run_then_resumed(ray_local, tiny_model, tmp_path):
     while time.monotonic() < deadline and not _files(records) and proc.poll() is None:
         time.sleep(0.5)
     assert proc.poll() is None, "the run finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started, all at once
+    _kill_session(proc.pid)  # the driver and the local Ray it started, all at once
     proc.wait()
     written = _settled_count(layout)
     total = ITEMS * len(STRATEGIES) * SAMPLES
