@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalsvc.engines.http_session import EndpointSessions, SecretValue, SessionPolicy, outcome_body
-from evalsvc.engines.vllm import LIGHT_STAGE_CPUS
+from evalsvc.engines.vllm import IMPORT_LOCK, LIGHT_STAGE_CPUS
 from evalsvc.envref import resolve_env
 from evalsvc.errors import MissingExtra
 from evalsvc.manifest.models import Endpoint
@@ -60,7 +60,8 @@ def endpoint_spec(ep: Endpoint, field: str, batch_size: int, retry_base_s: float
 
 def build_endpoint_processor(spec: EndpointSpec) -> Any:
     """A ray.data.llm Processor: dataset of pipeline rows → rows with the endpoint's answers or errors."""
-    from ray.data.llm import build_processor
+    with IMPORT_LOCK:  # a judge's apps may be importing vLLM's stack on the start-up thread meanwhile
+        from ray.data.llm import build_processor
 
     return build_processor(
         processor_config(spec),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,10 @@ CPU_ENV = {
 }
 CPU_ENGINE_DEFAULTS = {"dtype": "float32", "max_model_len": 512, "enforce_eager": True}
 LIGHT_STAGE_CPUS = 0.25
+# A run's driver imports vLLM's stack from two threads: the candidate processor here, Serve's LLM apps on the
+# start-up thread. transformers' lazy module is not safe against that (an ImportError naming a class it has), so
+# every such import takes this lock; under the GIL the two imports never ran side by side anyway.
+IMPORT_LOCK = threading.RLock()
 ENGINE_RESTARTS = 3  # restarts of one engine actor before a run gives up on a checkpoint
 
 
@@ -82,15 +87,16 @@ def build_candidate_processor(
     postprocess: Callable[[dict], dict],
 ) -> Any:
     """A ray.data.llm Processor: dataset of rows → rows with generated text; errors become error columns."""
-    try:
-        from ray.data.llm import build_processor, vLLMEngineProcessorConfig
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise MissingExtra("ray.data.llm (ray[data])", "cpu") from e
-    try:
-        import vllm  # noqa: F401  (fail here with a hint rather than deep inside an actor)
-    except ImportError as e:
-        raise MissingExtra("vLLM", "cpu' (CPU) or 'evalsvc[gpu]' (GPU") from e
-    check_engine_args(spec.engine_args, spec.source)
+    with IMPORT_LOCK:
+        try:
+            from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise MissingExtra("ray.data.llm (ray[data])", "cpu") from e
+        try:
+            import vllm  # noqa: F401  (fail here with a hint rather than deep inside an actor)
+        except ImportError as e:
+            raise MissingExtra("vLLM", "cpu' (CPU) or 'evalsvc[gpu]' (GPU") from e
+        check_engine_args(spec.engine_args, spec.source)
     if spec.lora_models:  # base and adapter rows share this engine: each row names what it runs on
         preprocess = functools.partial(with_lora_model, preprocess, spec.source, dict(spec.lora_models))
 
@@ -149,7 +155,8 @@ def check_engine_args(args: dict, source: str) -> None:
     import dataclasses
     import difflib
 
-    from vllm.engine.arg_utils import EngineArgs
+    with IMPORT_LOCK:
+        from vllm.engine.arg_utils import EngineArgs
 
     known = {f.name for f in dataclasses.fields(EngineArgs)}
     for key in sorted(set(args) - known):

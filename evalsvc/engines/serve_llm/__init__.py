@@ -15,7 +15,7 @@ from typing import Any
 
 from evalsvc.engines.chat import through_outages
 from evalsvc.engines.startup import DEPLOY_TIMEOUT_S, POLL_S
-from evalsvc.engines.vllm import CPU_ENGINE_DEFAULTS, CPU_ENV
+from evalsvc.engines.vllm import CPU_ENGINE_DEFAULTS, CPU_ENV, IMPORT_LOCK
 from evalsvc.errors import MissingExtra, SystemError_
 
 REPLICA_CLS = "evalsvc.engines.serve_llm.replica:DictChatServer"
@@ -42,8 +42,9 @@ def replica_app(actor_class: str) -> str | None:
 
 def _serve():
     try:
-        from ray import serve
-        from ray.serve.llm import LLMConfig, build_llm_deployment
+        with IMPORT_LOCK:  # the run's main thread may be importing vLLM's stack meanwhile
+            from ray import serve
+            from ray.serve.llm import LLMConfig, build_llm_deployment
     except ImportError as e:  # pragma: no cover - depends on the install
         raise MissingExtra("Ray Serve LLM (ray[serve])", "cpu") from e
     return serve, LLMConfig, build_llm_deployment
@@ -107,11 +108,12 @@ def start_apps(apps: list[tuple[str, dict]]) -> tuple[list[AppDeployment], list[
     if not todo:
         return deps, []
     start_serve(serve)
-    targets = [
-        serve.RunTarget(build_llm_deployment(LLMConfig(**cfg, server_cls=REPLICA_CLS)), name=dep.app_name,
-                        route_prefix=None)
-        for dep, cfg in todo
-    ]  # fmt: skip
+    with IMPORT_LOCK:  # LLMConfig imports the replica class, and vLLM with it
+        targets = [
+            serve.RunTarget(build_llm_deployment(LLMConfig(**cfg, server_cls=REPLICA_CLS)), name=dep.app_name,
+                            route_prefix=None)
+            for dep, cfg in todo
+        ]  # fmt: skip
     names = ", ".join(repr(dep.app_name) for dep, _ in todo)
     try:
         serve.run_many(targets, wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
