@@ -1,6 +1,8 @@
-"""engines.serve_llm without Ray: the names evalsvc's Serve apps and their replica actors carry."""
+"""engines.serve_llm: the names evalsvc's Serve apps and their replica actors carry, and what their configs skip."""
 
 from __future__ import annotations
+
+import pytest
 
 
 def test_a_replica_actor_names_its_app_and_other_actors_name_none():
@@ -12,3 +14,27 @@ def test_a_replica_actor_names_its_app_and_other_actors_name_none():
     assert replica_app("ServeReplica:judge_app:LLMServer:judge-423ef4b3") is None  # a deployment not built by evalsvc
     assert replica_app("ServeController") is None
     assert replica_app("MapWorker(MapBatches(vLLMEngineStageUDF))") is None
+
+
+def test_only_a_cloud_storage_source_keeps_ray_serve_llms_node_initialisation():
+    """The node-initialisation task only fetches sources from cloud storage; for a folder or a hub id it would import
+    torch and transformers in a process of its own to hand the source back, so the app's callback skips it."""
+    from evalsvc.engines.serve_llm import SOURCE_ON_NODE, llm_config
+
+    for source in ("/models/judge", "org/judge"):
+        assert llm_config("judge", source, {}, 1, None, cpu=True)["callback_config"] == {"callback_class": SOURCE_ON_NODE}
+    assert "callback_config" not in llm_config("judge", "s3://bucket/judge", {}, 1, None, cpu=False)
+
+
+@pytest.mark.slow  # the replica module imports Ray Serve LLM's vLLM engine
+def test_the_replicas_callback_turns_node_initialisation_off():
+    import asyncio
+
+    from ray.llm._internal.common.utils.import_utils import load_class
+
+    from evalsvc.engines.serve_llm import SOURCE_ON_NODE
+
+    callback = load_class(SOURCE_ON_NODE)(llm_config=None)
+    assert callback.ctx.run_init_node
+    asyncio.run(callback.on_before_node_init())
+    assert not callback.ctx.run_init_node

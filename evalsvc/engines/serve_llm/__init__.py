@@ -19,6 +19,7 @@ from evalsvc.engines.vllm import CPU_ENGINE_DEFAULTS, CPU_ENV, IMPORT_LOCK
 from evalsvc.errors import MissingExtra, SystemError_
 
 REPLICA_CLS = "evalsvc.engines.serve_llm.replica:DictChatServer"
+SOURCE_ON_NODE = "evalsvc.engines.serve_llm.replica:SourceOnNode"  # callback for sources not in cloud storage
 REPLICA_NAME = REPLICA_CLS.rsplit(":", 1)[1]  # each deployment's name starts with it (and its replica actors')
 REPLICA_WAIT_S = 900.0  # how long a call waits for a lost replica to be replaced (a node replaced, the model reloading)
 
@@ -73,6 +74,8 @@ def llm_config(
             "max_ongoing_requests": 64,
         },
     }
+    if "://" not in source:  # a folder or a hub id: no node initialisation task (see SOURCE_ON_NODE's class)
+        cfg["callback_config"] = {"callback_class": SOURCE_ON_NODE}
     if cpu:
         cfg["accelerator_config"] = {"kind": "cpu"}
         cfg["runtime_env"] = {"env_vars": dict(CPU_ENV)}
