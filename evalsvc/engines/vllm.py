@@ -100,12 +100,6 @@ def build_candidate_processor(
     if spec.lora_models:  # base and adapter rows share this engine: each row names what it runs on
         preprocess = functools.partial(with_lora_model, preprocess, spec.source, dict(spec.lora_models))
 
-    # The chat-template stage gets a fraction of a CPU: on a small machine a whole CPU for it starves the row
-    # expansion upstream and the pipeline stalls.
-    light = {"enabled": True, "num_cpus": LIGHT_STAGE_CPUS}
-    chat_stage: dict = dict(light)
-    if spec.chat_template:
-        chat_stage["chat_template"] = spec.chat_template
     fields = dict(
         model_source=spec.source,
         engine_kwargs={**engine_kwargs(spec), "disable_log_stats": not spec.request_stats},
@@ -118,9 +112,10 @@ def build_candidate_processor(
         placement_group_config=placement(spec),
         runtime_env=runtime_env(spec),
         should_continue_on_error=True,
-        chat_template_stage=chat_stage,
-        # vLLM tokenizes a text prompt and detokenizes its output itself: separate tokenize and detokenize
-        # stages would only add two actors (each importing transformers and torch) to every run's start-up.
+        # The engine's actor renders the chat template (evalsvc.engines.vllm_stage), vLLM tokenizes the text prompt
+        # and detokenizes its output itself: stages of their own would only add actors (each importing
+        # transformers and torch) to every run's start-up.
+        chat_template_stage={"enabled": False},
         tokenize_stage={"enabled": False},
         detokenize_stage={"enabled": False},
         dynamic_lora_loading_path=spec.lora_dir,
@@ -134,19 +129,21 @@ def build_candidate_processor(
         preprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
         postprocess_map_kwargs={"num_cpus": LIGHT_STAGE_CPUS},
     )
-    final_outputs_only(processor)
+    evalsvc_engine_stage(processor, spec.chat_template)
     bound_engine_restarts(processor)
     spread_replicas(processor, spec)
     return processor
 
 
-def final_outputs_only(processor: Any) -> None:
-    """The engine stage's actors ask vLLM for each request's finished output alone (evalsvc.engines.vllm_stage)."""
+def evalsvc_engine_stage(processor: Any, chat_template: str | None = None) -> None:
+    """The engine stage's actors render the chat template (the checkpoint's, or `chat_template`) and ask vLLM for
+    each request's finished output alone (evalsvc.engines.vllm_stage)."""
     from evalsvc.engines.vllm_stage import vLLMEngineStageUDF
 
     for name, stage in processor.stages.items():
         if "vLLMEngine" in name:  # a copy, not an assignment: that would validate the stage again and ask for a GPU
-            processor.stages[name] = stage.model_copy(update={"fn": vLLMEngineStageUDF})
+            kwargs = {**stage.fn_constructor_kwargs, "chat_template": chat_template}
+            processor.stages[name] = stage.model_copy(update={"fn": vLLMEngineStageUDF, "fn_constructor_kwargs": kwargs})
 
 
 def check_engine_args(args: dict, source: str) -> None:
