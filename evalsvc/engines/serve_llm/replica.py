@@ -46,7 +46,6 @@ class DictChatServer(LLMServer):
         raise RuntimeError("judge deployment answered nothing")
 
 
-
 class SourceOnNode(CallbackBase):
     """For a model that is a folder or a hub id (nothing for Ray Serve LLM to fetch from cloud storage): skip its node
     initialisation, a Ray task per node that only imports torch and transformers (about 9 s of CPU per app here) to
