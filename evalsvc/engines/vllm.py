@@ -96,7 +96,7 @@ def build_candidate_processor(
             import vllm  # noqa: F401  (fail here with a hint rather than deep inside an actor)
         except ImportError as e:
             raise MissingExtra("vLLM", "cpu' (CPU) or 'evalsvc[gpu]' (GPU") from e
-        check_engine_args(spec.engine_args, spec.source)
+    check_engine_args(spec.engine_args, spec.source)  # takes the lock for its own import
     if spec.lora_models:  # base and adapter rows share this engine: each row names what it runs on
         preprocess = functools.partial(with_lora_model, preprocess, spec.source, dict(spec.lora_models))
 
