@@ -5,6 +5,7 @@ Imports are lazy so `import evalsvc` stays light; a missing engine gives an inst
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -29,6 +30,18 @@ LIGHT_STAGE_CPUS = 0.25
 # every such import takes this lock; under the GIL the two imports never ran side by side anyway.
 IMPORT_LOCK = threading.RLock()
 ENGINE_RESTARTS = 3  # restarts of one engine actor before a run gives up on a checkpoint
+
+
+def one_worker_threads(vllm_config) -> contextlib.AbstractContextManager:
+    """The OpenMP settings vLLM's multiprocess executor gives its worker on a CPU (thread count and placement from
+    VLLM_CPU_OMP_THREADS_BIND), for an engine core that holds its one worker itself; elsewhere nothing."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return contextlib.nullcontext()
+    from vllm.utils.ompmultiprocessing import OMPProcessManager
+
+    return OMPProcessManager(vllm_config).configure_omp_envs(rank=0, local_rank=0)
 
 
 @dataclass(frozen=True)
