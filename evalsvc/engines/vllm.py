@@ -32,42 +32,16 @@ IMPORT_LOCK = threading.RLock()
 ENGINE_RESTARTS = 3  # restarts of one engine actor before a run gives up on a checkpoint
 
 
-def hold_the_worker(vllm_config) -> contextlib.AbstractContextManager:
-    """A one-worker CPU engine, about to start: its engine core holds the worker itself (vLLM's uniprocess executor)
-    instead of spawning one more process that imports torch and vLLM again (about 7 s of CPU and 1.8 GB here) to hold
-    it. Returns what the engine core's process must be spawned in: the OpenMP settings vLLM's executor gives its
-    worker (thread count and placement from VLLM_CPU_OMP_THREADS_BIND); without them it computes on one thread, the
-    OMP_NUM_THREADS Ray sets for a one-CPU actor. GPU and multi-worker engines are left as they are."""
+def one_worker_threads(vllm_config) -> contextlib.AbstractContextManager:
+    """The OpenMP settings vLLM's multiprocess executor gives its worker on a CPU (thread count and placement from
+    VLLM_CPU_OMP_THREADS_BIND), for an engine core that holds its one worker itself; elsewhere nothing."""
     from vllm.platforms import current_platform
 
-    parallel = vllm_config.parallel_config
-    if not current_platform.is_cpu() or parallel.distributed_executor_backend != "mp" or parallel.world_size != 1:
+    if not current_platform.is_cpu():
         return contextlib.nullcontext()
     from vllm.utils.ompmultiprocessing import OMPProcessManager
 
-    parallel.distributed_executor_backend = "uni"
     return OMPProcessManager(vllm_config).configure_omp_envs(rank=0, local_rank=0)
-
-
-@contextlib.contextmanager
-def engines_hold_their_worker():
-    """While an engine is built here (vLLM's `Executor.get_class`, then its engine core's spawn), `hold_the_worker`
-    applies: vLLM's CPU platform turns a uniprocess request into its multiprocess executor, so it is undone where the
-    executor class is chosen. For the candidate engine's actor; the Serve replica does the same at its engine start."""
-    from vllm.v1.executor.abstract import Executor
-
-    original = Executor.get_class
-    with contextlib.ExitStack() as spawned_in:
-
-        def get_class(vllm_config):
-            spawned_in.enter_context(hold_the_worker(vllm_config))
-            return original(vllm_config)
-
-        Executor.get_class = staticmethod(get_class)
-        try:
-            yield
-        finally:
-            Executor.get_class = staticmethod(original)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,6 @@ transformers (about 6 s of CPU here) to load the tokenizer the engine's process 
 rendered here instead, the way that stage renders it (a generation prompt after a user turn, the last message
 continued otherwise), so every prompt is the same text.
 
-On a CPU, vLLM runs a one-worker engine with its multiprocess executor: the engine core spawns one more process to
-hold the worker. The engine core holds it itself here, with the worker's OpenMP settings (`hold_the_worker`).
-
 Imported by the engine actor only (and by evalsvc.engines.vllm when it builds the processor); Ray 2.60's stage.
 """
 
@@ -26,10 +23,7 @@ from ray.llm._internal.batch.stages.vllm_engine_stage import vLLMEngineStageUDF 
 
 class vLLMEngineStageUDF(_RayEngineStage):  # noqa: N801 - the class name Ray's actor table and evalsvc's watchers know
     def __init__(self, *args, chat_template: str | None = None, **kwargs):
-        from evalsvc.engines.vllm import engines_hold_their_worker
-
-        with engines_hold_their_worker():  # a one-worker CPU engine: no process of its own for the worker
-            super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)
         render = ChatRenderer(self.llm.model_source, chat_template, bool(self.engine_kwargs.get("trust_remote_code")))
         prepare = self.llm._prepare_llm_request
 

@@ -43,10 +43,12 @@ def test_the_replicas_callback_turns_node_initialisation_off():
 
 
 @pytest.mark.slow  # the replica module imports Ray Serve LLM's vLLM engine
-def test_a_replicas_one_worker_cpu_engine_core_holds_its_worker_with_its_threads(monkeypatch, one_worker_config):
-    """The replica's engine core holds its worker (vLLM's uniprocess executor) and computes on the threads
-    VLLM_CPU_OMP_THREADS_BIND names, not on the one thread Ray sets for a one-CPU actor: its process is spawned inside
-    the engine start, so the environment there is what it gets."""
+def test_a_one_worker_cpu_engine_core_gets_the_workers_threads(monkeypatch):
+    """The replica gives a one-worker engine core its worker (vLLM's uniprocess executor); the core must then compute
+    on the threads VLLM_CPU_OMP_THREADS_BIND names, as the worker would have, not on the one thread Ray sets for a
+    one-CPU actor. Its process is spawned inside the engine start, so the environment there is what it gets."""
+    from types import SimpleNamespace
+
     from evalsvc.engines.serve_llm import replica
 
     seen = {}
@@ -57,11 +59,15 @@ def test_a_replicas_one_worker_cpu_engine_core_holds_its_worker_with_its_threads
         return "engine"
 
     monkeypatch.setattr(replica, "_start_engine", start)
-    assert replica._start_engine_in_one_process(None, None, one_worker_config, None) == "engine"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Ray sets in a one-CPU actor
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0-1")
+    parallel = SimpleNamespace(distributed_executor_backend="mp", world_size=1, local_world_size=1,
+                               data_parallel_rank_local=0, _api_process_count=1)  # fmt: skip
+    config = SimpleNamespace(parallel_config=parallel, kv_transfer_config=None)
+    assert replica._start_engine_in_one_process(None, None, config, None) == "engine"
     assert seen == {"backend": "uni", "threads": "2"}
     assert os.environ["OMP_NUM_THREADS"] == "1"  # the replica's own settings come back after the spawn
 
-    one_worker_config.parallel_config.distributed_executor_backend, seen = "mp", {}
-    one_worker_config.parallel_config.world_size = 2
-    replica._start_engine_in_one_process(None, None, one_worker_config, None)  # two workers: left to vLLM's executor
+    parallel.distributed_executor_backend, parallel.world_size, seen = "mp", 2, {}
+    replica._start_engine_in_one_process(None, None, config, None)  # two workers: left to vLLM's executor
     assert seen == {"backend": "mp", "threads": "1"}

@@ -17,15 +17,24 @@ from ray.serve.llm import LLMServer
 from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
 from evalsvc.engines.chat import no_choice_error
-from evalsvc.engines.vllm import hold_the_worker
+from evalsvc.engines.vllm import one_worker_threads
 
 _start_engine = VLLMEngine._start_async_llm_engine
 
 
 def _start_engine_in_one_process(self, engine_args, vllm_config, placement_group):
-    """Ray Serve LLM runs a CPU engine with vLLM's multiprocess executor: the engine core holds its one worker itself
-    instead (see `hold_the_worker`); the engine core's process is spawned inside the start."""
-    with hold_the_worker(vllm_config):
+    """Ray Serve LLM runs a CPU engine with vLLM's multiprocess executor: besides the engine core, one more process
+    that imports torch and vLLM again (about 10 s and 1.8 GB here) to hold a single worker. With one worker the
+    engine core holds it itself (vLLM's uniprocess executor); GPU and multi-worker engines are left as they are.
+
+    The engine core then gets the OpenMP settings the executor would have given its worker (thread count and
+    placement from VLLM_CPU_OMP_THREADS_BIND): without them it computes on one thread, the OMP_NUM_THREADS Ray sets
+    for a one-CPU actor."""
+    parallel = vllm_config.parallel_config
+    if parallel.distributed_executor_backend != "mp" or parallel.world_size != 1:
+        return _start_engine(self, engine_args, vllm_config, placement_group)
+    parallel.distributed_executor_backend = "uni"
+    with one_worker_threads(vllm_config):  # the engine core's process is spawned inside, and reads them at import
         return _start_engine(self, engine_args, vllm_config, placement_group)
 
 
