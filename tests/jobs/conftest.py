@@ -35,7 +35,9 @@ class RayHead:
     temp_dir: Path
 
 
-@pytest.fixture(scope="session")
+# One head per module that uses it (tests/jobs/test_cluster.py): it stops when that module ends, so the rest of
+# the suite does not run beside an idle head, node and dashboard.
+@pytest.fixture(scope="module")
 def ray_head(s3) -> Iterator[RayHead]:
     token = secrets.token_hex(32)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_", "EVALSVC_"))}
