@@ -24,8 +24,9 @@ _start_engine = VLLMEngine._start_async_llm_engine
 
 def _start_engine_in_one_process(self, engine_args, vllm_config, placement_group):
     """Ray Serve LLM runs a CPU engine with vLLM's multiprocess executor: besides the engine core, one more process
-    that imports torch and vLLM again (about 10 s and 1.8 GB here) to hold a single worker. With one worker the
-    engine core holds it itself (vLLM's uniprocess executor); GPU and multi-worker engines are left as they are.
+    that imports torch and vLLM again (about 10 s and 1.8 GB here) to hold a single worker. Any engine given that
+    executor for one worker holds it in its engine core instead (vLLM's uniprocess executor); multi-worker engines
+    are left as they are.
 
     The engine core then gets the OpenMP settings the executor would have given its worker (thread count and
     placement from VLLM_CPU_OMP_THREADS_BIND): without them it computes on one thread, the OMP_NUM_THREADS Ray sets
